@@ -1,0 +1,101 @@
+"""The command layer: one function per command, argument parsing only, no logic."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from svpgen.errors import SvpgenError
+
+
+class _Group(click.Group):
+    """Turn SvpgenError (bad input) into one clear line and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SvpgenError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+
+
+def _existing(kind: str = "path"):
+    return click.Path(exists=True, path_type=Path, dir_okay=kind != "file", file_okay=kind != "dir")
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="svpgen")
+def main() -> None:
+    """svpgen: sub-visible particle classification with diffusion-model synthesis."""
+
+
+def _write_mode(append: bool, overwrite: bool) -> str:
+    if append and overwrite:
+        raise SvpgenError("choose one of --append and --overwrite")
+    return "append" if append else "overwrite" if overwrite else "create"
+
+
+@main.command("import")
+@click.argument("src", type=_existing())
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["auto", "folder", "flowcam", "mfi"]), default="auto", show_default=True)
+@click.option("--fit", type=click.Choice(["crop", "pad"]), default="crop", show_default=True, help="centre-crop (paper) or pad with the median border value")
+@click.option("--drop-edge", is_flag=True, help="MFI: drop particles touching the frame edge (default: keep and flag)")
+@click.option("--append", is_flag=True, help="add to an existing store")
+@click.option("--overwrite", is_flag=True, help="replace an existing store")
+def import_cmd(src: Path, out: Path, fmt: str, fit: str, drop_edge: bool, append: bool, overwrite: bool) -> None:
+    """Import a folder-per-class tree, a FlowCam export or an MFI export into a store."""
+    from svpgen.data.importers import import_source
+    from svpgen.data.store import command_line
+
+    store, result = import_source(src, out, fmt, fit, _write_mode(append, overwrite), drop_edge, command_line())
+    click.echo(f"imported {len(result.particles)} particles ({result.format}) into {out} (store now holds {len(store)})")
+    for reason, n in result.skip_counts().items():
+        click.echo(f"  skipped {n:>6}  {reason}")
+    click.echo(f"report: {out / 'import_report.csv'}")
+
+
+@main.command()
+@click.argument("store", type=_existing("dir"))
+def info(store: Path) -> None:
+    """Counts per label × source, image size and provenance of a store."""
+    from svpgen.data.store import ParticleStore, describe
+
+    click.echo(describe(ParticleStore(store)))
+
+
+@main.command()
+@click.argument("store", type=_existing("dir"))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--fractions", default="train=0.8,test=0.2", show_default=True, help="name=fraction,… (normalised)")
+@click.option("--seed", default=0, show_default=True)
+def split(store: Path, out: Path, fractions: str, seed: int) -> None:
+    """Split a store into disjoint parts (by image hash) under OUT/<name>."""
+    from svpgen.data.splits import split_store
+
+    try:
+        parts = {k.strip(): float(v) for k, v in (item.split("=") for item in fractions.split(","))}
+    except ValueError:
+        raise SvpgenError(f"--fractions {fractions!r}: expected name=fraction,…") from None
+    for name, part in split_store(store, out, parts, seed).items():
+        click.echo(f"{name:>10}: {len(part)} particles → {part.path}")
+
+
+@main.command("check-leakage")
+@click.argument("store_a", type=_existing("dir"))
+@click.argument("store_b", type=_existing("dir"))
+def check_leakage(store_a: Path, store_b: Path) -> None:
+    """Fail if two stores share any image (compared by sha256)."""
+    from svpgen.data.splits import check_disjoint
+    from svpgen.data.store import ParticleStore
+
+    a, b = ParticleStore(store_a), ParticleStore(store_b)
+    check_disjoint(a.table, b.table, str(store_a), str(store_b))
+    click.echo(f"ok: {store_a} ({len(a)}) and {store_b} ({len(b)}) share no image")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Data layer: class names, image preprocessing, the ParticleStore, splits, importers."""

@@ -1,0 +1,122 @@
+"""MFI (MVAS) CSV exports with particle thumbnails or full frames.
+
+The CSV starts with a metadata preamble; the header is the first line mentioning ``ECD``.
+Thumbnails are matched to rows by ``#`` (the last integer in a file name) or by
+(``Frame #``, ``Particle #``); without thumbnails, crops are cut from frame images
+(names containing ``frame`` and the frame number) by the X/Y bounding box. Intensities
+above 255 (10-bit cameras) are rescaled by the bit-depth rule of :mod:`svpgen.data.images`.
+µm per pixel, when absent, is ECD / (2·√(Area_px/π)). ``Edge Particle = 1`` rows are
+kept and flagged in ``edge_particle`` unless ``drop_edge`` is set.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from svpgen.data.classes import UNKNOWN, canonical_label
+from svpgen.data.images import IMAGE_SUFFIXES, ImageReadError, read_gray8
+from svpgen.data.importers.common import Collector, normalise_header
+from svpgen.errors import SvpgenError
+
+
+def find_header_line(path: Path, marker: str = "ECD") -> int | None:
+    """0-based index of the first line containing ``marker`` as a column name."""
+    with open(path, errors="replace") as fh:
+        for i, line in enumerate(fh):
+            if marker.lower() in line.lower() and "," in line:
+                return i
+            if i > 500:
+                break
+    return None
+
+
+def read_mfi_csv(path: Path) -> pd.DataFrame:
+    """The particle table of an MFI CSV export, with normalised headers."""
+    start = find_header_line(path)
+    if start is None:
+        raise SvpgenError(f"{path}: no header line containing 'ECD' found; not an MFI export")
+    text = "".join(path.read_text(errors="replace").splitlines(keepends=True)[start:])
+    try:
+        table = pd.read_csv(io.StringIO(text), skipinitialspace=True)
+    except pd.errors.ParserError as err:
+        raise SvpgenError(f"{path}: malformed MFI table ({str(err).splitlines()[0][:80]})") from None
+    table.columns = [normalise_header(c) for c in table.columns]
+    table = table.dropna(how="all")
+    return table
+
+
+def _index_images(root: Path) -> tuple[dict[int, Path], dict[tuple[int, int], Path], dict[int, Path]]:
+    by_number: dict[int, Path] = {}
+    by_frame_particle: dict[tuple[int, int], Path] = {}
+    frames: dict[int, Path] = {}
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or p.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        stem = p.stem.lower()
+        ints = [int(s) for s in re.findall(r"\d+", stem)]
+        if not ints:
+            continue
+        if "frame" in stem and "particle" not in stem:
+            frames[ints[-1]] = p
+            continue
+        by_number.setdefault(ints[-1], p)
+        if len(ints) >= 2:
+            by_frame_particle[(ints[-2], ints[-1])] = p
+    return by_number, by_frame_particle, frames
+
+
+def import_mfi(csv: Path, collector: Collector, drop_edge: bool = False, bit_depth: int | None = None) -> None:
+    """Import the particles of one MFI CSV export."""
+    table = read_mfi_csv(csv)
+    if "ecd" not in table.columns:
+        raise SvpgenError(f"{csv}: header has no ECD column")
+    by_number, by_fp, frames = _index_images(csv.parent)
+    box_cols = ("x_left", "x_right", "y_top", "y_bottom")
+    frame_cache: dict[int, np.ndarray] = {}
+    for i, rec in enumerate(table.to_dict("records")):
+        line_no = i + 1
+        number = int(rec["number"]) if "number" in rec and not pd.isna(rec["number"]) else line_no
+        edge = bool(int(rec.get("edge_particle", 0) or 0))
+        if edge and drop_edge:
+            collector.skip(csv, "edge particle (dropped)", line_no)
+            continue
+        key_fp = (int(rec.get("frame_number", -1)), int(rec.get("particle_number", -1)))
+        path = by_number.get(number) or by_fp.get(key_fp)
+        try:
+            if path is not None:
+                crop = read_gray8(path, bit_depth)
+                origin = path.name
+            elif all(c in rec for c in box_cols) and key_fp[0] in frames:
+                frame_no = key_fp[0]
+                if frame_no not in frame_cache:
+                    frame_cache[frame_no] = read_gray8(frames[frame_no], bit_depth)
+                frame = frame_cache[frame_no]
+                x0, x1, y0, y1 = (int(rec[c]) for c in box_cols)
+                if x0 < 0 or y0 < 0 or x1 >= frame.shape[1] or y1 >= frame.shape[0] or x1 < x0 or y1 < y0:
+                    raise ImageReadError(f"bounding box outside frame {frame_no} ({x0},{y0})-({x1},{y1})")
+                crop = np.ascontiguousarray(frame[y0 : y1 + 1, x0 : x1 + 1])
+                origin = f"{frames[frame_no].name}@{x0},{y0}"
+            else:
+                raise ImageReadError(f"no thumbnail or frame for particle {number}")
+        except ImageReadError as err:
+            collector.skip(csv, str(err), line_no)
+            continue
+        ecd = float(rec["ecd"])
+        area = float(rec.get("area", np.nan))
+        pixel_um = ecd / (2 * np.sqrt(area / np.pi)) if area and area > 0 else np.nan
+        label = canonical_label(rec.pop("class")) if "class" in rec else UNKNOWN
+        row = {
+            "id": f"{csv.stem}:{number}",
+            "label": label or UNKNOWN,
+            "origin": origin,
+            "pixel_um": pixel_um,
+            "esd_um": ecd,
+            "edge_particle": edge,
+            **{k: v for k, v in rec.items() if k not in ("id", "label", "origin", "edge_particle")},
+        }
+        collector.add(crop, row, csv, line_no, note="edge particle" if edge else "")

@@ -1,0 +1,326 @@
+"""ParticleStore: a directory of 64×64 uint8 particle images plus one table row per image.
+
+Layout (DESIGN.md data contract)::
+
+    STORE/images.npy         uint8 N×64×64, opened as a read-only memmap
+    STORE/particles.parquet  id, label, source, sha256, origin, native_h, native_w,
+                             pixel_um, esd_um, + free instrument columns
+    STORE/store.json         format version, image size, classes, count, provenance
+
+Every write builds the complete new store in a hidden sibling directory and swaps it in
+with renames, so a crash leaves either the old store or none — never a half-written one.
+Appending copies the existing rows unchanged and adds the new ones after them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+
+from svpgen.data.classes import CANONICAL_CLASSES, SOURCES, UNKNOWN
+from svpgen.errors import SvpgenError
+
+FORMAT_VERSION = 1
+REQUIRED_COLUMNS = ("id", "label", "source", "sha256", "origin", "native_h", "native_w", "pixel_um", "esd_um")
+WriteMode = Literal["create", "append", "overwrite"]
+_COPY_CHUNK = 65_536
+
+
+def image_sha256(images: np.ndarray) -> list[str]:
+    """SHA-256 of each stored image's raw pixel bytes (C order)."""
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    return [hashlib.sha256(img.tobytes()).hexdigest() for img in images]
+
+
+def provenance_record(command: str, seed: int | None = None, **extra) -> dict:
+    """What made a store: command line, seed, package version, UTC time."""
+    from svpgen import __version__
+
+    return {
+        "command": command,
+        "seed": seed,
+        "package_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
+
+
+@dataclass
+class Particles:
+    """An in-memory batch of particles: images (N×64×64 uint8) and their table rows."""
+
+    images: np.ndarray
+    table: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        images: np.ndarray,
+        labels: Sequence[str] | str,
+        source: Sequence[str] | str,
+        ids: Sequence[str],
+        origins: Sequence[str] | str = "",
+        **columns,
+    ) -> "Particles":
+        """Build a batch, filling sha256 and default values for the contract's columns."""
+        images = np.ascontiguousarray(images, dtype=np.uint8)
+        n = len(images)
+        table = pd.DataFrame({"id": [str(i) for i in ids]})
+        table["label"] = labels
+        table["source"] = source
+        table["sha256"] = image_sha256(images)
+        table["origin"] = origins
+        for name in ("native_h", "native_w"):
+            table[name] = columns.pop(name, images.shape[1] if name == "native_h" else images.shape[2])
+        for name in ("pixel_um", "esd_um"):
+            table[name] = columns.pop(name, np.nan)
+        for name, values in columns.items():
+            table[name] = values
+        if len(table) != n:
+            raise SvpgenError(f"{len(table)} table rows for {n} images")
+        return cls(images, table)
+
+    def concat(self, other: "Particles") -> "Particles":
+        return Particles(
+            np.concatenate([self.images, other.images]),
+            pd.concat([self.table, other.table], ignore_index=True),
+        )
+
+
+def _validate(images: np.ndarray, table: pd.DataFrame, where: str) -> None:
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1] != images.shape[2]:
+        raise SvpgenError(f"{where}: images must be uint8 N×S×S, got {images.dtype} {images.shape}")
+    if len(images) != len(table):
+        raise SvpgenError(f"{where}: {len(images)} images but {len(table)} table rows")
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise SvpgenError(f"{where}: table lacks required column(s) {', '.join(missing)}")
+    bad_labels = sorted(set(table["label"]) - set(CANONICAL_CLASSES) - {UNKNOWN})
+    if bad_labels:
+        raise SvpgenError(f"{where}: unknown label(s) {bad_labels}; canonical: {list(CANONICAL_CLASSES)}")
+    bad_sources = sorted(set(table["source"]) - set(SOURCES))
+    if bad_sources:
+        raise SvpgenError(f"{where}: unknown source(s) {bad_sources}; allowed: {list(SOURCES)}")
+    dup = table["id"][table["id"].duplicated()]
+    if len(dup):
+        raise SvpgenError(f"{where}: {len(dup)} duplicate id(s), e.g. {dup.iloc[0]!r}")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def is_store(path: str | Path) -> bool:
+    return (Path(path) / "store.json").is_file()
+
+
+def _recover_interrupted_swap(path: Path) -> None:
+    """If a swap died between its two renames, put the previous store back."""
+    if path.exists():
+        return
+    backups = sorted(path.parent.glob(f".{path.name}.old-*"))
+    if len(backups) == 1 and is_store(backups[0]):
+        os.rename(backups[0], path)
+
+
+class ParticleStore:
+    """A read-only view of a store directory. Create or extend one with :meth:`write`."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        _recover_interrupted_swap(self.path)
+        meta_path = self.path / "store.json"
+        if not meta_path.is_file():
+            raise SvpgenError(f"{self.path}: not a ParticleStore (no store.json)")
+        try:
+            self.meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as err:
+            raise SvpgenError(f"{meta_path}: unreadable store.json ({err.msg})") from None
+        if self.meta.get("format_version") != FORMAT_VERSION:
+            raise SvpgenError(f"{meta_path}: unsupported format_version {self.meta.get('format_version')!r}")
+        self.images: np.ndarray = np.load(self.path / "images.npy", mmap_mode="r")
+        self.table: pd.DataFrame = pd.read_parquet(self.path / "particles.parquet")
+        _validate(self.images, self.table, str(self.path))
+
+    @classmethod
+    def open(cls, path: str | Path) -> "ParticleStore":
+        return cls(path)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        return f"ParticleStore({str(self.path)!r}, n={len(self)})"
+
+    @property
+    def provenance(self) -> list[dict]:
+        return self.meta.get("provenance", [])
+
+    def indices(self, label: str | Sequence[str] | None = None, source: str | Sequence[str] | None = None) -> np.ndarray:
+        """Row indices matching a label (or labels) and a source (or sources)."""
+        keep = np.ones(len(self), dtype=bool)
+        for column, wanted in (("label", label), ("source", source)):
+            if wanted is not None:
+                wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+                keep &= self.table[column].isin(wanted).to_numpy()
+        return np.flatnonzero(keep)
+
+    def take(self, indices: np.ndarray) -> Particles:
+        """Load the given rows into memory (sorted reads from the memmap)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return Particles(np.asarray(self.images[indices]), self.table.iloc[indices].reset_index(drop=True))
+
+    def select(self, label: str | Sequence[str] | None = None, source: str | Sequence[str] | None = None) -> Particles:
+        return self.take(self.indices(label, source))
+
+    def iter_batches(self, batch_size: int, indices: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (indices, images) batches straight from the memmap."""
+        order = np.arange(len(self)) if indices is None else np.asarray(indices)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            contiguous = len(idx) and idx[-1] - idx[0] == len(idx) - 1
+            yield idx, np.asarray(self.images[idx[0] : idx[-1] + 1] if contiguous else self.images[idx])
+
+    def counts(self) -> pd.DataFrame:
+        """Particle counts per label × source."""
+        return pd.crosstab(self.table["label"], self.table["source"], margins=True, margins_name="total")
+
+    @classmethod
+    def write(
+        cls,
+        path: str | Path,
+        particles: Particles,
+        provenance: dict,
+        mode: WriteMode = "create",
+    ) -> "ParticleStore":
+        """Write ``particles`` as a new store, or append them to / replace an existing one.
+
+        ``create`` refuses an existing store or a non-empty directory at ``path``.
+        """
+        path = Path(path)
+        _recover_interrupted_swap(path)
+        _validate(particles.images, particles.table, "new particles")
+        previous: ParticleStore | None = None
+        if path.exists():
+            if is_store(path):
+                if mode == "create":
+                    n_old = len(pd.read_parquet(path / "particles.parquet", columns=["id"]))
+                    raise SvpgenError(
+                        f"{path} already holds a store with {n_old} particles; "
+                        "use --append to add to it or --overwrite to replace it"
+                    )
+                if mode == "append":
+                    previous = cls(path)
+            elif path.is_file() or any(path.iterdir()):
+                raise SvpgenError(f"{path} exists and is not a ParticleStore; choose an empty or new directory")
+        elif mode == "append":
+            mode = "create"
+
+        if previous is not None:
+            if previous.images.shape[1:] != particles.images.shape[1:]:
+                raise SvpgenError(f"{path}: image size {previous.images.shape[1:]} != new {particles.images.shape[1:]}")
+            shared = set(previous.table["id"]) & set(particles.table["id"])
+            if shared:
+                raise SvpgenError(f"{path}: {len(shared)} new id(s) already in the store, e.g. {sorted(shared)[0]!r}")
+            table = pd.concat([previous.table, particles.table], ignore_index=True)
+            history = previous.provenance + [provenance]
+        else:
+            table = particles.table.reset_index(drop=True)
+            history = [provenance]
+
+        n_old = 0 if previous is None else len(previous)
+        n_total = n_old + len(particles)
+        labels = set(table["label"])
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "image_size": int(particles.images.shape[1]),
+            "count": n_total,
+            "classes": [c for c in CANONICAL_CLASSES if c in labels] + ([UNKNOWN] if UNKNOWN in labels else []),
+            "provenance": history,
+        }
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            out = np.lib.format.open_memmap(
+                tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n_total, *particles.images.shape[1:])
+            )
+            for start in range(0, n_old, _COPY_CHUNK):
+                stop = min(start + _COPY_CHUNK, n_old)
+                out[start:stop] = previous.images[start:stop]
+            out[n_old:] = particles.images
+            out.flush()
+            del out
+            table.to_parquet(tmp / "particles.parquet", index=False)
+            (tmp / "store.json").write_text(json.dumps(meta, indent=2, default=str))
+            for name in ("images.npy", "particles.parquet", "store.json"):
+                with open(tmp / name, "rb+") as fh:
+                    os.fsync(fh.fileno())
+            _fsync_dir(tmp)
+            if previous is not None:
+                del previous  # release the memmap before the directory moves
+            if path.exists():
+                old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+                os.rename(path, old)
+                os.rename(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, path)
+            _fsync_dir(path.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return cls(path)
+
+
+def concatenate(paths: Sequence[str | Path], out: str | Path, mode: WriteMode = "create") -> ParticleStore:
+    """Concatenate several stores into ``out`` (ids must stay unique)."""
+    stores = [ParticleStore(p) for p in paths]
+    if not stores:
+        raise SvpgenError("concatenate needs at least one store")
+    merged = stores[0].take(np.arange(len(stores[0])))
+    for s in stores[1:]:
+        merged = merged.concat(s.take(np.arange(len(s))))
+    record = provenance_record("concatenate", sources=[str(p) for p in paths])
+    return ParticleStore.write(out, merged, record, mode=mode)
+
+
+def describe(store: ParticleStore) -> str:
+    """The text `svpgen info` prints: counts per label × source, image size, provenance."""
+    lines = [f"store       {store.path}", f"particles   {len(store)}", f"image size  {store.meta['image_size']}×{store.meta['image_size']} uint8"]
+    if len(store):
+        lines += ["", store.counts().to_string()]
+    lines.append("")
+    for i, rec in enumerate(store.provenance, 1):
+        extra = {k: v for k, v in rec.items() if k not in ("command", "created", "package_version")}
+        lines.append(f"provenance {i}: {rec.get('created')} svpgen {rec.get('package_version')} :: {rec.get('command')}")
+        if extra:
+            lines.append("  " + ", ".join(f"{k}={v}" for k, v in extra.items()))
+    return "\n".join(lines)
+
+
+def command_line() -> str:
+    """The current process's command line, for provenance records."""
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])

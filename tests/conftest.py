@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny images and instrument exports built inside the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def particle_image(rng: np.random.Generator, h: int = 40, w: int = 48, dark: int = 80) -> np.ndarray:
+    """A gray blob on a 175 background, uint8."""
+    yy, xx = np.mgrid[:h, :w]
+    r = np.hypot(yy - h / 2, xx - w / 2)
+    img = 175 - dark * (r < min(h, w) / 4) + rng.normal(0, 2, (h, w))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def class_tree(tmp_path: Path, rng) -> Path:
+    """root/protein (3), root/SO (2), root/bubbles (2) PNGs."""
+    root = tmp_path / "tree"
+    for folder, n in (("protein", 3), ("SO", 2), ("bubbles", 2)):
+        (root / folder).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(particle_image(rng, 30 + 7 * i, 50)).save(root / folder / f"p{i}.png")
+    return root
+
+
+def write_lst(path: Path, fields: list[tuple[str, str]], rows: list[list], version: str = "017") -> None:
+    lines = [version, f"num-fields|{len(fields)}"] + [f"{n}|{t}" for n, t in fields]
+    lines += ["|".join(str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+LST_FIELDS = [
+    ("id", "int32"), ("image_x", "int32"), ("image_y", "int32"), ("image_w", "int32"), ("image_h", "int32"),
+    ("cal_const", "double"), ("fringe_size", "double"), ("raw_feret_mean", "double"), ("esd_diameter", "double"),
+    ("aspect_ratio", "double"), ("timestamp", "timestamp"), ("collage_file", "string"),
+]
+
+
+@pytest.fixture
+def flowcam_export(tmp_path: Path, rng) -> tuple[Path, list[np.ndarray]]:
+    """A FlowCam run: one collage TIFF with 3 crops on black, a _bin mask and a .lst."""
+    import tifffile
+
+    folder = tmp_path / "run1"
+    folder.mkdir()
+    collage = np.zeros((120, 200), np.uint8)
+    boxes = [(2, 3, 50, 40), (60, 3, 70, 64), (2, 70, 30, 45)]
+    crops = []
+    for x, y, w, h in boxes:
+        crop = particle_image(rng, h, w)
+        collage[y : y + h, x : x + w] = crop
+        crops.append(crop)
+    tifffile.imwrite(folder / "run1_000001.tif", collage)
+    tifffile.imwrite(folder / "run1_000001_bin.tif", (collage < 120).astype(np.uint8) * 255)
+    rows = [
+        [i + 1, x, y, w, h, 0.55, 1.0, 20.0 + i, 10.0 + i, 0.9, "2015-01-30T21:40:43.475", "run1_000001.tif"]
+        for i, (x, y, w, h) in enumerate(boxes)
+    ]
+    write_lst(folder / "run1.lst", LST_FIELDS, rows)
+    return folder, crops
