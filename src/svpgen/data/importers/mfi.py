@@ -28,7 +28,7 @@ def find_header_line(path: Path, marker: str = "ECD") -> int | None:
     """0-based index of the first line containing ``marker`` as a column name."""
     with open(path, errors="replace") as fh:
         for i, line in enumerate(fh):
-            if marker.lower() in line.lower() and "," in line:
+            if any(normalise_header(cell).startswith(marker.lower()) for cell in line.split(",")):
                 return i
             if i > 500:
                 break

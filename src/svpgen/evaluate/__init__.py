@@ -1,0 +1,1 @@
+"""Evaluation: classification metrics, generative quality, morphology, QC counts."""

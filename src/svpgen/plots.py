@@ -1,0 +1,62 @@
+"""Every figure in one place (matplotlib, Agg backend, PNG written atomically)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def save(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Save a figure atomically and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def sample_grid(groups: dict[str, np.ndarray], path: str | Path, per_row: int = 8, title: str | None = None) -> Path:
+    """One labelled block of ``per_row``-wide image rows per group (the paper's Fig. 5 style)."""
+    groups = {k: v for k, v in groups.items() if len(v)}
+    rows = [(name, imgs[i : i + per_row]) for name, imgs in groups.items() for i in range(0, len(imgs), per_row)]
+    fig, axes = plt.subplots(len(rows), per_row, figsize=(per_row * 0.9, len(rows) * 0.95 + 0.4), squeeze=False)
+    for r, (name, imgs) in enumerate(rows):
+        for c in range(per_row):
+            ax = axes[r, c]
+            ax.set_xticks([]), ax.set_yticks([])
+            for s in ax.spines.values():
+                s.set_visible(False)
+            if c < len(imgs):
+                ax.imshow(imgs[c], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        first_of_group = r == 0 or rows[r - 1][0] != name
+        if first_of_group:
+            axes[r, 0].set_ylabel(name.replace("_", " "), rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(wspace=0.04, hspace=0.04)
+    return save(fig, path)
+
+
+def line_curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], path: str | Path, xlabel: str, ylabel: str, title: str = "", logy: bool = False) -> Path:
+    """Simple x/y curves (loss, FID…) on one axis."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, (x, y) in series.items():
+        ax.plot(x, y, marker="o" if len(x) < 30 else None, ms=3, label=name)
+    ax.set_xlabel(xlabel), ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title, fontsize=10)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save(fig, path)

@@ -1,0 +1,72 @@
+"""Shared geometry for the batched renderers: pixel grids, elliptical radii, profiles.
+
+All renderers draw an *ideal* intensity field on the 64×64 output grid (float32, gray
+levels, background B included); geometry is in 64-px units, the units the spec's [F]
+measurements use. :mod:`svpgen.simulate.finish` then takes each field through the native
+optics (PSF, native resolution, noise, quantisation) and the standard preprocessing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+SIZE = 64
+_YY, _XX = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) + 0.5
+
+
+def radius(cx: np.ndarray, cy: np.ndarray, aspect: np.ndarray | float = 1.0, angle: np.ndarray | float = 0.0) -> np.ndarray:
+    """Area-preserving elliptical radius (N×64×64) around per-particle centres."""
+    cx, cy = np.asarray(cx, np.float32)[:, None, None], np.asarray(cy, np.float32)[:, None, None]
+    aspect = np.broadcast_to(np.asarray(aspect, np.float32), cx.shape[:1])[:, None, None]
+    angle = np.broadcast_to(np.asarray(angle, np.float32), cx.shape[:1])[:, None, None]
+    dx, dy = _XX - cx, _YY - cy
+    c, s = np.cos(angle), np.sin(angle)
+    u, v = dx * c + dy * s, -dx * s + dy * c
+    sq = np.sqrt(aspect)
+    return np.sqrt((u * sq) ** 2 + (v / sq) ** 2)
+
+
+def col(x) -> np.ndarray:
+    """Per-particle values as an (N, 1, 1) float32 column for broadcasting (scalars pass)."""
+    a = np.asarray(x, np.float32)
+    return a if a.ndim == 0 else a[:, None, None]
+
+
+def ring(r: np.ndarray, centre, width) -> np.ndarray:
+    """Gaussian ring profile exp(-((r-centre)/width)²)."""
+    return np.exp(-(((r - col(centre)) / col(width)) ** 2))
+
+
+def blob(r: np.ndarray, half_radius) -> np.ndarray:
+    """A flat-bottomed disc 1/(1+(r/h)^4): 1 at the centre, 1/2 at r = h."""
+    return 1.0 / (1.0 + (r / col(half_radius)) ** 4)
+
+
+def blur_binned(fields: np.ndarray, sigmas: np.ndarray, n_bins: int = 6) -> np.ndarray:
+    """Gaussian blur each field with its own sigma (quantised into a few bins for speed)."""
+    out = np.empty_like(fields)
+    sigmas = np.asarray(sigmas, np.float32)
+    edges = np.quantile(sigmas, np.linspace(0, 1, n_bins + 1)) if len(sigmas) else []
+    which = np.clip(np.searchsorted(edges, sigmas, side="right") - 1, 0, n_bins - 1) if len(sigmas) else []
+    for b in range(n_bins):
+        idx = np.flatnonzero(which == b)
+        if len(idx):
+            s = float(np.mean(sigmas[idx]))
+            out[idx] = ndimage.gaussian_filter(fields[idx], sigma=(0, s, s), mode="nearest") if s > 0.05 else fields[idx]
+    return out
+
+
+def fractal_noise(rng: np.random.Generator, n: int, beta: float = 2.5, size: int = SIZE) -> np.ndarray:
+    """Unit-variance 1/f^beta noise fields (N×size×size), made by filtering white noise in
+    Fourier space (batched numpy FFT)."""
+    white = rng.standard_normal((n, size, size)).astype(np.float32)
+    fy = np.fft.fftfreq(size)[:, None]
+    fx = np.fft.rfftfreq(size)[None, :]
+    f = np.sqrt(fx**2 + fy**2)
+    f[0, 0] = 1.0
+    spectrum = np.fft.rfft2(white) * (f ** (-beta / 2))
+    spectrum[:, 0, 0] = 0
+    noise = np.fft.irfft2(spectrum, s=(size, size)).astype(np.float32)
+    noise /= noise.std(axis=(1, 2), keepdims=True) + 1e-6
+    return noise

@@ -1,0 +1,143 @@
+"""Simulator acceptance (shared/specs/simulator.md)."""
+
+import numpy as np
+import pytest
+from sklearn.model_selection import cross_val_score
+from sklearn.tree import DecisionTreeClassifier
+
+from svpgen.simulate import SimConfig, simulate
+
+N = 1000
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate({"protein": N, "silicone_oil": N, "air_bubble": N}, seed=7, config=SimConfig(workers=2)).particles
+
+
+def radial_profiles(images: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Per-crop mean deviation from its B at integer radii 0..31 around the centre (N×32)."""
+    yy, xx = np.mgrid[:64, :64] + 0.5
+    r = np.hypot(yy - 32, xx - 32).astype(int)
+    dev = images.astype(np.float64) - background[:, None, None]
+    return np.stack([dev[:, r == k].mean(1) for k in range(32)], 1)
+
+
+def subset(sim, label, *subtypes):
+    t = sim.table
+    keep = (t["true_label"] == label) & t["subtype"].isin(subtypes)
+    return sim.images[keep.to_numpy()], t.loc[keep, "background"].to_numpy()
+
+
+def med(x):
+    return float(np.median(x))
+
+
+def test_mode_fractions(sim):
+    t = sim.table
+    oil = t[t["true_label"] == "silicone_oil"]["subtype"].str.replace(r"^other_.*", "other", regex=True)
+    frac = oil.value_counts(normalize=True)
+    for mode, want in {"bright": 0.50, "dark": 0.30, "faint": 0.12, "other": 0.08}.items():
+        assert abs(frac[mode] - want) < 0.05, (mode, frac[mode])
+    bub = t[t["true_label"] == "air_bubble"]["subtype"]
+    assert abs(bub.str.startswith("large").mean() - 0.35) < 0.05
+    prot = t[t["true_label"] == "protein"]["subtype"].value_counts(normalize=True)
+    assert abs(prot["dense"] - 0.25 * 0.95) < 0.05 and abs(prot["round"] - 0.05) < 0.025
+
+
+def test_small_bubble_profile(sim):
+    prof = radial_profiles(*subset(sim, "air_bubble", "small"))
+    assert med(prof.argmin(1)) <= 1  # the minimum is AT the centre
+    assert -140 <= med(prof[:, 0]) <= -75  # 75–140 below B
+    halo = prof[:, 12:30].argmax(1) + 12
+    assert 17 <= med(halo) <= 21 and 10 <= med(prof[:, 12:30].max(1)) <= 35
+
+
+def test_oil_profiles(sim):
+    bright = radial_profiles(*subset(sim, "silicone_oil", "bright"))
+    assert 55 <= med(bright[:, 0]) <= 85  # centre +60–80
+    assert 12 <= med(bright.argmin(1)) <= 15 and -115 <= med(bright.min(1)) <= -75  # dark ring 80–110
+    dark = radial_profiles(*subset(sim, "silicone_oil", "dark"))
+    assert -45 <= med(dark[:, 0]) <= -18  # centre −20…−40
+    assert 8 <= med(dark.argmin(1)) <= 11  # the minimum is a RING (unlike small bubbles)
+    assert -115 <= med(dark.min(1)) <= -85
+    assert 18 <= med(dark[:, 15:30].max(1)) <= 32  # halo +25–30
+
+
+def test_protein_tile_statistics(sim):
+    imgs, bg = subset(sim, "protein", "translucent", "network")
+    dev = imgs.astype(float) - bg[:, None, None]
+    mean_dev = dev.mean(axis=(1, 2))
+    assert np.mean((mean_dev >= -27) & (mean_dev <= 2)) > 0.9
+    far = (np.abs(dev) > 15).mean(axis=(1, 2))
+    assert 0.05 <= np.median(far) <= 0.5
+
+
+def test_background_centres_on_b(sim):
+    border = np.concatenate([sim.images[:, 0, :], sim.images[:, :, 0]], axis=1).astype(float)
+    t = sim.table
+    small = ~t["subtype"].str.startswith("large").to_numpy()
+    delta = np.median(border[small], axis=1) - t["background"].to_numpy()[small]
+    assert abs(np.median(delta)) < 3
+    assert 170 <= np.median(border[small]) <= 181
+
+
+def test_one_feature_rule_is_not_enough(sim):
+    y = sim.table["true_label"].to_numpy()
+    mean_intensity = sim.images.reshape(len(y), -1).mean(1, keepdims=True)
+    from svpgen.evaluate.morphology import aspect_ratios
+
+    aspect = aspect_ratios(sim.images)[:, None]
+    for feature in (mean_intensity, aspect):
+        acc = cross_val_score(DecisionTreeClassifier(max_depth=2), feature, y, cv=3, scoring="balanced_accuracy").mean()
+        assert acc <= 0.85, acc
+
+
+def test_deterministic_bytes_independent_of_workers():
+    a = simulate({"protein": 40, "silicone_oil": 30, "air_bubble": 30}, seed=3, config=SimConfig(workers=1)).particles
+    b = simulate({"protein": 40, "silicone_oil": 30, "air_bubble": 30}, seed=3, config=SimConfig(workers=2)).particles
+    c = simulate({"protein": 40, "silicone_oil": 30, "air_bubble": 30}, seed=4, config=SimConfig(workers=1)).particles
+    assert a.images.tobytes() == b.images.tobytes()
+    assert a.table.equals(b.table)
+    assert a.images.tobytes() != c.images.tobytes()
+
+
+def test_label_noise_rate():
+    p = simulate({"protein": 1500, "air_bubble": 1500}, seed=1, config=SimConfig(label_noise=0.04, workers=2)).particles
+    flipped = (p.table["label"] != p.table["true_label"]).mean()
+    assert 0.03 < flipped < 0.09
+    clean = simulate({"protein": 200, "air_bubble": 200}, seed=1, config=SimConfig(label_noise=0.0, workers=1)).particles
+    assert (clean.table["label"] == clean.table["true_label"]).all()
+
+
+def test_optional_classes_render():
+    p = simulate({"glass": 20, "fiber": 20}, seed=0, config=SimConfig(workers=1)).particles
+    assert len(p) == 40 and set(p.table["true_label"]) == {"glass", "fiber"}
+    assert p.images.std() > 1
+
+
+def test_flowcam_export_roundtrip_and_folder(tmp_path):
+    from click.testing import CliRunner
+
+    from svpgen.cli import main
+    from svpgen.data.importers import import_source
+    from svpgen.data.store import ParticleStore
+
+    runner = CliRunner()
+    args = ["--protein", "30", "--silicone-oil", "20", "--air-bubble", "20", "--seed", "5", "--workers", "1"]
+    assert runner.invoke(main, ["simulate", str(tmp_path / "store"), *args, "--preview", str(tmp_path / "grid.png")]).exit_code == 0
+    res = runner.invoke(main, ["simulate", str(tmp_path / "fc"), *args, "--format", "flowcam"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["simulate", str(tmp_path / "folder"), *args, "--format", "folder"])
+    assert res.exit_code == 0, res.output
+    store = ParticleStore(tmp_path / "store")
+    fc, result = import_source(tmp_path / "fc", tmp_path / "fc_store")
+    assert result.format == "flowcam" and len(fc) == 70
+    assert np.array_equal(np.asarray(fc.images), np.asarray(store.images))  # identical 64×64 crops
+    np.testing.assert_allclose(fc.table["esd_um"], store.table["esd_um"], rtol=1e-4)
+    folder, _ = import_source(tmp_path / "folder", tmp_path / "folder_store")
+    by_id = dict(zip(store.table["id"], range(len(store))))
+    for i, rid in enumerate(folder.table["id"]):
+        pid = rid.split("/")[-1].removesuffix(".png")
+        assert np.array_equal(folder.images[i], store.images[by_id[pid]])
+    assert (tmp_path / "grid.png").stat().st_size > 5000
