@@ -68,3 +68,15 @@ def flowcam_export(tmp_path: Path, rng) -> tuple[Path, list[np.ndarray]]:
     ]
     write_lst(folder / "run1.lst", LST_FIELDS, rows)
     return folder, crops
+
+
+@pytest.fixture(scope="session")
+def sim_store(tmp_path_factory) -> Path:
+    """A small simulated store shared by the model tests (60 protein, 40 oil, 40 bubbles)."""
+    from svpgen.data.store import ParticleStore, provenance_record
+    from svpgen.simulate import SimConfig, simulate
+
+    path = tmp_path_factory.mktemp("data") / "sim"
+    sim = simulate({"protein": 60, "silicone_oil": 40, "air_bubble": 40}, seed=11, config=SimConfig(workers=1, label_noise=0.0))
+    ParticleStore.write(path, sim.particles, provenance_record("test fixture", seed=11))
+    return path

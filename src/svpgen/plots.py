@@ -60,3 +60,20 @@ def line_curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], path
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return save(fig, path)
+
+
+def denoising_strip(trajectory: list[tuple[int, np.ndarray]], path: str | Path, rows: int = 4, title: str | None = None) -> Path:
+    """Rows of images across denoising steps, noisy (left) to clean (right): paper Fig. 2."""
+    cols = len(trajectory)
+    rows = min(rows, len(trajectory[0][1])) if trajectory else 0
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.95, rows * 1.0 + 0.4), squeeze=False)
+    for c, (t, frames) in enumerate(trajectory):
+        for r in range(rows):
+            ax = axes[r, c]
+            ax.imshow(frames[r], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+        axes[0, c].set_title(f"t={t}", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(wspace=0.04, hspace=0.04)
+    return save(fig, path)

@@ -93,14 +93,10 @@ def _translucent_or_network(rng, idx_count, background, subtype):
     extent = SIZE * rng.uniform(0.5, 0.95, n)
     network = subtype == "network"
     method = rng.random(n)
-    fibril = method < 0.13
-    mask = np.where(
-        (method < 0.55)[:, None, None],
-        _blob_union(rng, n, np.where(network, extent, extent * 0.9)),
-        _noise_shape(rng, n, extent),
-    )
-    if fibril.any():
-        mask[fibril] = _fibrils(rng, int(fibril.sum()), extent[fibril])
+    mask = np.empty((n, SIZE, SIZE), bool)
+    for chosen, make in ((method < 0.13, _fibrils), ((method >= 0.13) & (method < 0.55), _blob_union), (method >= 0.55, _noise_shape)):
+        if chosen.any():
+            mask[chosen] = make(rng, int(chosen.sum()), extent[chosen])
     voids = rng.random(n) < 0.2
     if voids.any():
         vr = radius(SIZE / 2 + rng.uniform(-8, 8, n), SIZE / 2 + rng.uniform(-8, 8, n))
@@ -112,7 +108,7 @@ def _translucent_or_network(rng, idx_count, background, subtype):
     defocus = rng.uniform(-1, 1, n)
     kappa = rng.uniform(0.15, 0.45, n)
     dev = col(background) * (-col(absorption) * thickness - col(kappa * defocus) * _laplacian(thickness))
-    speckle = rng.standard_normal((n, SIZE, SIZE)).astype(np.float32) * blur_binned(mask.astype(np.float32), np.full(n, 0.8))
+    speckle = rng.standard_normal((n, SIZE, SIZE), dtype=np.float32) * blur_binned(mask.astype(np.float32), np.full(n, 0.8))
     dev += col(rng.uniform(3, 8, n)) * speckle
     # Calibrate to the sub-type's tile std and tile mean [F]. The mean is carried by a step
     # over the mask (low frequency: survives the blur), the rest of the variance by the
@@ -142,7 +138,7 @@ def _dense(rng, n, background):
         lr = radius(cx + rad * np.cos(ang), cy + rad * np.sin(ang))
         dev += col(rng.uniform(20, 50, n) * (rng.random(n) < 0.8)) * np.exp(-((lr / col(rng.uniform(2, 4, n))) ** 2)) * inside
     dev += col(rng.uniform(15, 30, n)) * ring(lumpy, extent / 2 + 2, 2.5)
-    dev += col(rng.uniform(4, 9, n)) * rng.standard_normal((n, SIZE, SIZE)).astype(np.float32) * inside
+    dev += col(rng.uniform(4, 9, n)) * rng.standard_normal((n, SIZE, SIZE), dtype=np.float32) * inside
     return dev, extent, ar
 
 

@@ -1,0 +1,59 @@
+"""Model artefacts (DESIGN.md): ``model.safetensors`` + ``config.json`` (+ ``training_state.pt``
+for resume, loaded with ``weights_only=True``). Every file is written atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from svpgen.config import write_json
+from svpgen.errors import SvpgenError
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def save_weights(state_dict: dict, path: Path) -> None:
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    save_file(tensors, _tmp(path))
+    os.replace(_tmp(path), path)
+
+
+def load_weights(path: Path) -> dict:
+    if not path.is_file():
+        raise SvpgenError(f"{path}: missing model weights")
+    return load_file(path)
+
+
+def save_state(state: dict, path: Path) -> None:
+    torch.save(state, _tmp(path))
+    os.replace(_tmp(path), path)
+
+
+def load_state(path: Path) -> dict:
+    if not path.is_file():
+        raise SvpgenError(f"{path}: no training state to resume from")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save_artefact(out: Path, weights: dict, config: dict) -> None:
+    """Write weights first, then the config that describes them."""
+    out.mkdir(parents=True, exist_ok=True)
+    save_weights(weights, out / "model.safetensors")
+    write_json(out / "config.json", config)
+
+
+def read_config(path: Path) -> dict:
+    import json
+
+    cfg_path = Path(path) / "config.json"
+    if not cfg_path.is_file():
+        raise SvpgenError(f"{path}: not a model directory (no config.json)")
+    try:
+        return json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as err:
+        raise SvpgenError(f"{cfg_path}: unreadable ({err.msg})") from None

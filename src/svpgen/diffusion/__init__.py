@@ -1,0 +1,1 @@
+"""Phase 1: the paper's DDPM — U-Net, noise schedules and samplers, training, generation."""
