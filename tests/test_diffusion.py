@@ -18,7 +18,8 @@ from svpgen.cli import main
 from svpgen.config import DIFFUSION_PRESETS
 from svpgen.data.store import ParticleStore
 from svpgen.diffusion import train as train_mod
-from svpgen.diffusion.train import TrainingDiverged, dihedral, train_diffusion
+from svpgen.data.augment import dihedral
+from svpgen.diffusion.train import TrainingDiverged, train_diffusion
 from svpgen.diffusion.unet import UNet
 from svpgen.errors import SvpgenError
 

@@ -3,6 +3,8 @@
     from svpgen import Generator, Classifier
     g = Generator.load("runs/x/diffusion/silicone_oil")
     imgs = g.sample(256, sampler="dpmpp", steps=20, seed=0)   # uint8 (256, 64, 64)
+    c = Classifier.load("runs/x/classifier/best")
+    proba = c.predict_proba(imgs)                              # float (256, n_classes)
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from svpgen.classify.predict import LoadedClassifier
 from svpgen.config import DiffusionConfig
 
 
@@ -35,3 +38,11 @@ class Generator:
         from svpgen.diffusion.sample import sample_images
 
         return sample_images(self.model, self.schedule, n, sampler, steps, seed, batch_size, device)[0]
+
+
+class Classifier(LoadedClassifier):
+    """A trained particle classifier: ``predict_proba(uint8 N×64×64)``, ``predict``, ``classes``."""
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "Classifier":
+        return cls(path, device)

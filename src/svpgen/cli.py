@@ -181,5 +181,87 @@ def generate(model, out, n, sampler, steps, seed, batch_size, device, trajectory
             click.echo(f"{label}: {path}")
 
 
+def _parse_prior(text: str | None) -> dict[str, float] | None:
+    if not text:
+        return None
+    try:
+        return {k.strip(): float(v) for k, v in (item.split("=") for item in text.split(","))}
+    except ValueError:
+        raise SvpgenError(f"--deploy-prior {text!r}: expected class=weight,… e.g. protein=1000,silicone_oil=1,air_bubble=1") from None
+
+
+@main.command("train-classifier")
+@click.argument("store", type=_existing("dir"))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--preset", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True)
+@click.option("--arch", type=click.Choice(["resnet18", "resnet50"]))
+@click.option("--stem", type=click.Choice(["standard", "small"]), help="standard (paper) or small-image stem")
+@click.option("--pretrained", type=click.Path(exists=True, dir_okay=False), help="local timm weights file")
+@click.option("--optimizer", type=click.Choice(["adam", "adamw"]))
+@click.option("--lr", type=float)
+@click.option("--weight-decay", type=float)
+@click.option("--batch-size", type=int)
+@click.option("--epochs", type=int)
+@click.option("--patience", type=int, help="early-stopping patience (epochs without tuning improvement)")
+@click.option("--imbalance", type=click.Choice(["none", "weighted", "oversample", "logit-adjust"]), help="paper: none")
+@click.option("--deploy-prior", help="logit-adjust target prevalence, e.g. protein=1000,silicone_oil=1,air_bubble=1 (default: that)")
+@click.option("--tune", "tune_store", type=_existing("dir"), help="tuning store (default: a hash-disjoint 15%% of STORE)")
+@click.option("--seed", type=int)
+@click.option("--resume", is_flag=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def train_classifier_cmd(store, out, preset, arch, stem, pretrained, optimizer, lr, weight_decay, batch_size, epochs, patience, imbalance, deploy_prior, tune_store, seed, resume, device):
+    """Train a ResNet particle classifier (early stopping on a tuning split)."""
+    from svpgen.classify.run import run_train_classifier
+    from svpgen.config import preset as get_preset
+    from svpgen.config import with_overrides
+    from svpgen.distributed import pick_device
+
+    cfg = with_overrides(
+        get_preset("classifier", preset), arch=arch, stem=stem, pretrained=pretrained, optimizer=optimizer, lr=lr,
+        weight_decay=weight_decay, batch_size=batch_size, epochs=epochs, patience=patience, imbalance=imbalance, seed=seed,
+    )
+    click.echo(run_train_classifier(store, out, cfg, tune_store, resume=resume, device=pick_device(device), deploy_prior=_parse_prior(deploy_prior)))
+
+
+@main.command()
+@click.argument("model", type=_existing("dir"))
+@click.argument("input_path", metavar="INPUT", type=_existing())
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="predictions CSV")
+@click.option("--batch-size", default=512, show_default=True)
+def classify(model, input_path, out, batch_size):
+    """Classify a store, a folder of images or an instrument export."""
+    import time
+
+    from svpgen.classify.predict import LoadedClassifier, load_input, predictions_table
+
+    start = time.perf_counter()
+    clf = LoadedClassifier(model)
+    images, table, kind = load_input(input_path)
+    pred = predictions_table(clf, images, table, batch_size, progress=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    pred.to_csv(tmp, index=False)
+    tmp.replace(out)
+    seconds = time.perf_counter() - start
+    click.echo(f"classified {len(pred):,} particles ({kind}) in {seconds:.1f} s → {out}")
+    for label, n in pred["predicted"].value_counts().items():
+        click.echo(f"  {label:>13}: {n:,}")
+
+
+@main.command()
+@click.argument("model", type=_existing("dir"))
+@click.argument("store", type=_existing("dir"))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="report directory")
+@click.option("--prevalence", help="also report metrics reweighted to this deployment prevalence, e.g. 1000:1:1")
+@click.option("--truth-column", default="label", show_default=True, help="column with the true class (simulated stores: true_label = before label noise)")
+def evaluate(model, store, out, prevalence, truth_column):
+    """Metrics (per-class precision and recall, AUPRC…), confusion matrices, PR curves."""
+    from svpgen.evaluate.evaluation import evaluate_model
+
+    evaluate_model(model, store, out, prevalence, truth_column=truth_column)
+    click.echo((out / "metrics.md").read_text())
+    click.echo(f"written: {out}/metrics.json, metrics.md, predictions.csv, confusion_*.png, pr_curves.png, misclassified.png")
+
+
 if __name__ == "__main__":
     main()

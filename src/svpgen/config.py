@@ -127,9 +127,9 @@ DIFFUSION_PRESETS: dict[str, DiffusionConfig] = {
         lr=1e-3, batch_size=8, epochs=2, max_images=32, checkpoint_every=1, fid_samples=16, eval_steps=5,
     ),
     "quick": DiffusionConfig(
-        unet=UNetConfig(dim=16, dim_mults=(1, 2, 4), groups=8, linear_attention=(2,), heads=4, dim_head=16),
-        lr=2e-3, batch_size=32, epochs=40, max_images=1000, ema_decay=0.99, checkpoint_every=5,
-        fid_epochs=(1, 5, 10, 20, 40), fid_samples=100,
+        unet=UNetConfig(dim=16, dim_mults=(1, 2, 2, 4), groups=8, linear_attention=(3,), heads=4, dim_head=16),
+        lr=2e-3, batch_size=32, epochs=40, max_images=400, ema_decay=0.99, checkpoint_every=5,
+        fid_epochs=(1, 5, 10, 20, 40), fid_samples=100, channels_last=True,
     ),
     "paper": DiffusionConfig(fid_epochs=(1, 5, 10, 20, 50, 100, 200, 500, 1000)),
 }

@@ -77,3 +77,64 @@ def denoising_strip(trajectory: list[tuple[int, np.ndarray]], path: str | Path, 
         fig.suptitle(title, fontsize=10)
     fig.subplots_adjust(wspace=0.04, hspace=0.04)
     return save(fig, path)
+
+
+def confusion(cm: np.ndarray, classes: list[str], path: str | Path, normalise: str | None = None, title: str = "") -> Path:
+    """Confusion matrix heat map: counts, or normalised by true row ('true') / predicted column ('pred')."""
+    cm = np.asarray(cm, dtype=np.float64)
+    if normalise == "true":
+        shown = cm / np.maximum(cm.sum(1, keepdims=True), 1e-12)
+    elif normalise == "pred":
+        shown = cm / np.maximum(cm.sum(0, keepdims=True), 1e-12)
+    else:
+        shown = cm
+    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 1.5, 1.1 * len(classes) + 1))
+    ax.imshow(shown if normalise else np.log1p(shown), cmap="Blues")
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            text = f"{shown[i, j]:.3f}" if normalise else f"{cm[i, j]:,.0f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black")
+    names = [c.replace("_", "\n") for c in classes]
+    ax.set_xticks(range(len(classes)), names, fontsize=8)
+    ax.set_yticks(range(len(classes)), names, fontsize=8)
+    ax.set_xlabel("predicted"), ax.set_ylabel("true")
+    ax.set_title(title or {"true": "recall (row-normalised)", "pred": "precision (column-normalised, paper Eq. 2)"}.get(normalise, "counts"), fontsize=9)
+    return save(fig, path)
+
+
+def pr_curves(y: np.ndarray, proba: np.ndarray, classes: list[str], path: str | Path, sample_weight: np.ndarray | None = None, title: str = "") -> Path:
+    """One-vs-rest precision–recall curve per class, with its AUPRC in the legend."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    for i, c in enumerate(classes):
+        yb = (y == i).astype(int)
+        if yb.sum() == 0:
+            continue
+        p, r, _ = precision_recall_curve(yb, proba[:, i], sample_weight=sample_weight)
+        ap = average_precision_score(yb, proba[:, i], sample_weight=sample_weight)
+        ax.plot(r, p, label=f"{c} (AP {ap:.3f})")
+    ax.set_xlabel("recall"), ax.set_ylabel("precision"), ax.set_xlim(0, 1), ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title(title or "precision–recall (one-vs-rest)", fontsize=9)
+    return save(fig, path)
+
+
+def misclassified_gallery(images: np.ndarray, y: np.ndarray, proba: np.ndarray, classes: list[str], path: str | Path, per_class: int = 8) -> Path:
+    """The most confidently misclassified crops per true class (paper Fig. 6)."""
+    pred = proba.argmax(1)
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.95, len(classes) * 1.15 + 0.3), squeeze=False)
+    for i, c in enumerate(classes):
+        wrong = np.flatnonzero((y == i) & (pred != i))
+        wrong = wrong[np.argsort(-proba[wrong, pred[wrong]])][:per_class]
+        for j in range(per_class):
+            ax = axes[i, j]
+            ax.set_xticks([]), ax.set_yticks([])
+            if j < len(wrong):
+                k = wrong[j]
+                ax.imshow(images[k], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+                ax.set_title(f"→{classes[pred[k]][:7]} {proba[k, pred[k]]:.2f}", fontsize=6)
+        axes[i, 0].set_ylabel(f"true\n{c}", fontsize=8)
+    fig.suptitle("most confident mistakes per true class", fontsize=9)
+    return save(fig, path)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from svpgen import __version__
 from svpgen.checkpoint import load_state, read_config, save_artefact, save_state
 from svpgen.config import DiffusionConfig
+from svpgen.data.augment import dihedral
 from svpgen.data.store import ParticleStore
 from svpgen.diffusion.schedule import training_scheduler
 from svpgen.diffusion.unet import UNet
@@ -48,20 +49,6 @@ class TrainResult:
 def to_model_range(images: np.ndarray) -> torch.Tensor:
     """uint8 N×64×64 → float N×1×64×64 in [-1, 1]."""
     return torch.from_numpy(np.ascontiguousarray(images)).float().div_(127.5).sub_(1.0).unsqueeze(1)
-
-
-def dihedral(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Random 90° rotation and horizontal flip per image (the 8 symmetries of a square)."""
-    k = torch.randint(0, 4, (len(x),), generator=g)
-    flip = torch.randint(0, 2, (len(x),), generator=g).bool()
-    out = torch.empty_like(x)
-    for rot in range(4):
-        for fl in (False, True):
-            sel = (k == rot) & (flip == fl)
-            if sel.any():
-                y = torch.rot90(x[sel], rot, dims=(2, 3))
-                out[sel] = torch.flip(y, dims=(3,)) if fl else y
-    return out
 
 
 def diffusion_loss(model: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, kind: str) -> torch.Tensor:

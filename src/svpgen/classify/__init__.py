@@ -1,0 +1,1 @@
+"""Phase 2: particle classifiers (timm ResNets), training with imbalance strategies, inference."""

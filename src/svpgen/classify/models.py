@@ -1,0 +1,51 @@
+"""timm ResNet-18 / ResNet-50 for 1-channel 64×64 particle crops.
+
+Stem: the paper kept the standard ImageNet stem (7×7 stride-2 conv + max-pool), which
+reduces a 64×64 crop to 16×16 before the first residual stage; that is the default here.
+``stem="small"`` swaps in a 3×3 stride-1 conv and drops the max-pool, keeping 64×64 detail
+at ~16× the compute. Pretrained weights come only from a local file (nothing is
+downloaded); timm sums the RGB stem filters into the single gray channel.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from svpgen.errors import SvpgenError
+
+ARCHS = ("resnet18", "resnet50")
+# Fixed input scaling (no per-image standardisation: absolute gray level is a class cue).
+PIXEL_MEAN, PIXEL_STD = 0.6, 0.2
+
+
+def build_classifier(arch: str, num_classes: int, stem: str = "standard", pretrained: str | Path | None = None) -> nn.Module:
+    if arch not in ARCHS:
+        raise SvpgenError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
+    kwargs = dict(num_classes=num_classes, in_chans=1)
+    if pretrained:
+        path = Path(pretrained)
+        if not path.is_file():
+            raise SvpgenError(f"--pretrained {path}: no such weights file")
+        model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+    else:
+        model = timm.create_model(arch, pretrained=False, **kwargs)
+    if stem == "small":
+        model.conv1 = nn.Conv2d(1, model.conv1.out_channels, 3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    elif stem != "standard":
+        raise SvpgenError(f"unknown stem {stem!r} (use standard or small)")
+    return model
+
+
+def to_input(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 N×64×64 → float N×1×64×64 with the fixed scaling."""
+    return images_uint8.unsqueeze(1).float().div_(255.0).sub_(PIXEL_MEAN).div_(PIXEL_STD)
+
+
+def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Pooled features before the classification head (the particle encoder's output)."""
+    return model.forward_head(model.forward_features(x), pre_logits=True)

@@ -1,0 +1,37 @@
+"""``svpgen train-classifier`` as a function: store(s) → train/tune split → training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from svpgen.classify.train import train_classifier
+from svpgen.config import ClassifierConfig
+from svpgen.data.splits import check_disjoint, split_indices
+from svpgen.data.store import ParticleStore, Particles
+from svpgen.errors import SvpgenError
+
+
+def labelled(store: ParticleStore) -> Particles:
+    idx = np.flatnonzero((store.table["label"] != "unknown").to_numpy())
+    if len(idx) == 0:
+        raise SvpgenError(f"{store.path}: no labelled particles to train on")
+    return store.take(idx)
+
+
+def run_train_classifier(store_path, out, cfg: ClassifierConfig, tune_path=None, tune_fraction=0.15, resume=False, device="cpu", deploy_prior=None) -> str:
+    data = labelled(ParticleStore(store_path))
+    if tune_path:
+        train, tune = data, labelled(ParticleStore(tune_path))
+    else:
+        parts = split_indices(data.table, {"train": 1 - tune_fraction, "tune": tune_fraction}, seed=cfg.seed)
+        train = Particles(data.images[parts["train"]], data.table.iloc[parts["train"]].reset_index(drop=True))
+        tune = Particles(data.images[parts["tune"]], data.table.iloc[parts["tune"]].reset_index(drop=True))
+    check_disjoint(train.table, tune.table, "training data", "tuning split")
+    result = train_classifier(train, tune, out, cfg, resume, device=device, deploy_prior=deploy_prior)
+    return (
+        f"trained {cfg.arch} ({cfg.imbalance}) on {len(train)} images, tuned on {len(tune)}: "
+        f"best epoch {result.best_epoch} of {result.epochs_run}, tuning macro AUPRC {result.best_score:.3f}, "
+        f"{result.seconds / 60:.1f} min\nmodel: {Path(out)}/model.safetensors + config.json; history: {Path(out)}/history.csv"
+    )

@@ -1,0 +1,112 @@
+"""Phase 2: classifier training, resume, imbalance strategies, inference, evaluate CLI."""
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from svpgen import Classifier
+from svpgen.classify.models import build_classifier
+from svpgen.classify.train import train_classifier
+from svpgen.cli import main
+from svpgen.config import CLASSIFIER_PRESETS
+from svpgen.data.store import ParticleStore
+from svpgen.simulate import SimConfig, simulate
+
+SMOKE = CLASSIFIER_PRESETS["smoke"]
+
+
+@pytest.fixture(scope="module")
+def splits():
+    sim = simulate({"protein": 150, "silicone_oil": 150, "air_bubble": 150}, seed=21, config=SimConfig(workers=1, label_noise=0.0)).particles
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(sim))
+    take = lambda idx: type(sim)(sim.images[idx], sim.table.iloc[idx].reset_index(drop=True))  # noqa: E731
+    return take(order[:300]), take(order[300:360]), take(order[360:])
+
+
+def test_beats_chance_on_held_out(splits, tmp_path):
+    train, tune, test = splits
+    cfg = replace(SMOKE, epochs=3, lr=1e-3)
+    res = train_classifier(train, tune, tmp_path / "m", cfg, progress=False)
+    assert res.best_epoch >= 1
+    clf = Classifier.load(tmp_path / "m")
+    proba = clf.predict_proba(test.images)
+    assert proba.shape == (len(test), 3)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-9)
+    acc = (clf.predict(test.images) == test.table["label"].to_numpy()).mean()
+    assert acc > 0.5  # chance is 1/3
+    hist = pd.read_csv(tmp_path / "m" / "history.csv")
+    assert {"train_loss", "tune_macro_auprc"} <= set(hist.columns)
+
+
+def test_resume_continues_exactly(splits, tmp_path):
+    train, tune, _ = splits
+    cfg = replace(SMOKE, epochs=2, patience=10)
+    train_classifier(train, tune, tmp_path / "full", cfg, progress=False)
+    train_classifier(train, tune, tmp_path / "part", replace(cfg, epochs=1), progress=False)
+    train_classifier(train, tune, tmp_path / "part", cfg, resume=True, progress=False)
+    a = torch.load(tmp_path / "full" / "training_state.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "part" / "training_state.pt", weights_only=True)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("strategy", ["weighted", "oversample", "logit-adjust"])
+def test_imbalance_strategies_run(splits, tmp_path, strategy):
+    train, tune, test = splits
+    keep = np.flatnonzero((train.table["label"] == "protein").to_numpy() | (np.arange(len(train)) % 4 == 0))
+    skewed = type(train)(train.images[keep], train.table.iloc[keep].reset_index(drop=True))
+    train_classifier(skewed, tune, tmp_path / strategy, replace(SMOKE, epochs=1, imbalance=strategy), progress=False)
+    clf = Classifier.load(tmp_path / strategy)
+    proba = clf.predict_proba(test.images[:10])
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-9)
+    if strategy == "logit-adjust":
+        # the deployment prior (1000:1:1) must shift probability mass to protein
+        assert clf.config["deploy_prior"][0] > 0.99
+        raw = torch.softmax(torch.from_numpy(clf.predict_logits(test.images[:10]) - clf.logit_offset), 1).numpy()
+        assert (proba[:, 0] >= raw[:, 0] - 1e-9).all()
+
+
+def test_small_stem_and_resnet50_build():
+    x = torch.zeros(2, 1, 64, 64)
+    assert build_classifier("resnet18", 3, stem="small")(x).shape == (2, 3)
+    assert build_classifier("resnet50", 4)(x).shape == (2, 4)
+
+
+def test_cli_train_classify_evaluate(sim_store, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["train-classifier", str(sim_store), str(tmp_path / "m"), "--preset", "smoke", "--epochs", "1"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["classify", str(tmp_path / "m"), str(sim_store), "--out", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    pred = pd.read_csv(tmp_path / "p.csv")
+    assert len(pred) == len(ParticleStore(sim_store))
+    assert {"id", "origin", "predicted", "p_protein", "p_silicone_oil", "p_air_bubble", "esd_um"} <= set(pred.columns)
+    res = runner.invoke(main, ["evaluate", str(tmp_path / "m"), str(sim_store), "--out", str(tmp_path / "ev"), "--prevalence", "1000:1:1", "--truth-column", "true_label"])
+    assert res.exit_code == 0, res.output
+    for name in ("metrics.json", "metrics.md", "confusion_counts.png", "confusion_precision.png", "pr_curves.png", "misclassified.png"):
+        assert (tmp_path / "ev" / name).exists(), name
+    res = runner.invoke(main, ["evaluate", str(tmp_path / "m"), str(sim_store), "--out", str(tmp_path / "ev2"), "--prevalence", "1:2"])
+    assert res.exit_code == 2 and "has 2 values for 3 classes" in res.output
+
+
+def test_classify_folder_and_flowcam_export(sim_store, tmp_path):
+    from svpgen.simulate.writers import write_flowcam, write_folder
+
+    runner = CliRunner()
+    assert runner.invoke(main, ["train-classifier", str(sim_store), str(tmp_path / "m"), "--preset", "smoke", "--epochs", "1"]).exit_code == 0
+    sim = simulate({"protein": 12, "silicone_oil": 5, "air_bubble": 5}, seed=9, config=SimConfig(workers=1), keep_native=True)
+    write_flowcam(sim, tmp_path / "fc")
+    write_folder(sim, tmp_path / "folder")
+    for src in ("fc", "folder"):
+        res = runner.invoke(main, ["classify", str(tmp_path / "m"), str(tmp_path / src), "--out", str(tmp_path / f"{src}.csv")])
+        assert res.exit_code == 0, res.output
+        pred = pd.read_csv(tmp_path / f"{src}.csv")
+        assert len(pred) == 22
+    fc = pd.read_csv(tmp_path / "fc.csv")
+    assert "esd_diameter" in fc.columns and fc["esd_um"].notna().all()
