@@ -44,3 +44,27 @@ def report(name: str, rows: list[dict], extra: dict | None = None) -> Path:
     out.write_text(json.dumps(record, indent=2))
     print(f"\nwritten {out}")
     return out
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """This CPU's measured fp32 matmul throughput (GFLOP/s) with torch's default threads."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def forward_flops(model, example) -> int:
+    """FLOPs of one forward pass, counted by torch.utils.flop_counter."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(*example) if isinstance(example, tuple) else model(example)
+    return counter.get_total_flops()

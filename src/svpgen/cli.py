@@ -144,8 +144,15 @@ def train_diffusion_cmd(store, out, label, preset, epochs, batch_size, lr, max_i
     canon = canonical_label(label)
     if canon is None or canon == "unknown":
         raise SvpgenError(f"--label {label!r} is not a particle class")
+    factory = None
+    if fid and encoder:
+        from functools import partial
+
+        from svpgen.study.audit import fid_eval_hook
+
+        factory = partial(fid_eval_hook, store, canon, encoder)
     click.echo(run_train_diffusion(
-        store, out, canon, preset, resume, device, fid, encoder,
+        store, out, canon, preset, resume, device, factory,
         epochs=epochs, batch_size=batch_size, lr=lr, max_images=max_images, loss=loss,
         timesteps=timesteps, checkpoint_every=checkpoint_every, seed=seed,
     ))
@@ -163,7 +170,8 @@ def train_diffusion_cmd(store, out, label, preset, epochs, batch_size, lr, max_i
 @click.option("--trajectory", type=click.Path(path_type=Path), help="save the denoising strip PNG (paper Fig. 2)")
 @click.option("--grid", type=click.Path(path_type=Path), help="save a sample grid PNG")
 @click.option("--append", is_flag=True, help="add to an existing store")
-def generate(model, out, n, sampler, steps, seed, batch_size, device, trajectory, grid, append):
+@click.option("--filter-against", type=_existing("dir"), help="drop near-copies of training images and out-of-range morphology (vs this store's real images)")
+def generate(model, out, n, sampler, steps, seed, batch_size, device, trajectory, grid, append, filter_against):
     """Sample a trained diffusion model into a store (source=generated)."""
     from svpgen.data.store import command_line
     from svpgen.diffusion.generate import generate_to_store
@@ -171,11 +179,17 @@ def generate(model, out, n, sampler, steps, seed, batch_size, device, trajectory
 
     if n < 1:
         raise SvpgenError(f"--n must be ≥ 1 (got {n})")
+    keep = None
+    if filter_against:
+        from svpgen.study.audit import generation_filter
+
+        keep = generation_filter(model, filter_against)
     store, seconds = generate_to_store(
         model, out, n, sampler, steps, seed, batch_size, pick_device(device), trajectory, grid,
-        "append" if append else "create", command_line(),
+        "append" if append else "create", command_line(), keep,
     )
-    click.echo(f"generated {n} images with {sampler} in {seconds:.1f} s ({n / seconds:.2f} img/s) → {out} (store holds {len(store)})")
+    kept = store.provenance[-1].get("filtered_out", 0)
+    click.echo(f"generated {n} images with {sampler} in {seconds:.1f} s ({n / seconds:.2f} img/s), {kept} filtered out → {out} (store holds {len(store)})")
     for label, path in (("trajectory", trajectory), ("grid", grid)):
         if path:
             click.echo(f"{label}: {path}")
@@ -261,6 +275,119 @@ def evaluate(model, store, out, prevalence, truth_column):
     evaluate_model(model, store, out, prevalence, truth_column=truth_column)
     click.echo((out / "metrics.md").read_text())
     click.echo(f"written: {out}/metrics.json, metrics.md, predictions.csv, confusion_*.png, pr_curves.png, misclassified.png")
+
+
+@main.command("train-encoder")
+@click.argument("store", type=_existing("dir"))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--epochs", default=5, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+def train_encoder(store, out, epochs, seed):
+    """Train the particle encoder (a ResNet-18 on real images of every class, balanced by
+    oversampling) whose penultimate features feed FID/KID/precision/recall."""
+    from dataclasses import replace
+
+    from svpgen.classify.run import run_train_classifier
+    from svpgen.config import preset as get_preset
+    from svpgen.distributed import pick_device
+
+    cfg = replace(get_preset("classifier", "quick"), epochs=epochs, imbalance="oversample", seed=seed)
+    click.echo(run_train_classifier(store, out, cfg, device=pick_device("auto"), real_only=True))
+
+
+@main.command()
+@click.argument("model", type=_existing("dir"))
+@click.argument("real_store", type=_existing("dir"))
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--features", type=click.Choice(["encoder", "pixels", "timm", "inception"]), default="encoder", show_default=True)
+@click.option("--encoder", type=_existing("dir"), help="particle-encoder model dir (svpgen train-encoder)")
+@click.option("--feature-arch", help="timm architecture for --features timm (e.g. resnet50 for SwAV, vit_small_patch14_dinov2)")
+@click.option("--feature-weights", type=click.Path(exists=True, dir_okay=False), help="local weights file for timm/inception features")
+@click.option("--n", "n", default=200, show_default=True, help="generated images (FID/KID/PR use min(n, held-out real))")
+@click.option("--sampler", type=click.Choice(["ddpm", "ddim", "dpmpp"]), default="dpmpp", show_default=True)
+@click.option("--steps", type=int)
+@click.option("--generated", type=_existing("dir"), help="audit this generated store instead of sampling")
+@click.option("--bootstrap", default=30, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+def audit(model, real_store, out, features, encoder, feature_arch, feature_weights, n, sampler, steps, generated, bootstrap, seed):
+    """Is a generated particle good enough? FID/KID (+CI), precision/recall, memorization, morphology."""
+    from svpgen.evaluate.features import make_extractor
+    from svpgen.study.audit import run_audit
+
+    extractor = make_extractor(features, encoder, feature_weights, feature_arch)
+    run_audit(model, real_store, out, extractor, n, sampler, steps, seed, generated, bootstrap)
+    click.echo((out / "audit.md").read_text())
+    click.echo(f"written: {out}/audit.json, audit.md, real_vs_generated.png, closest_pairs.png, morphology.png")
+
+
+@main.command()
+@click.option("--preset", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True)
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="JSON of study settings overriding the preset")
+@click.option("--data", type=_existing("dir"), help="a labelled store to use instead of simulated data")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/study"), show_default=True)
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="grid runner (ray: local cluster or RAY_ADDRESS)")
+@click.option("--workers", default=2, show_default=True, help="parallel Ray trials")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def study(preset, config_file, data, out, backend, workers, device):
+    """The whole study (simulate → diffusion → generate → grid → evaluate → report), resumable."""
+    from svpgen.config import load_study_config
+    from svpgen.distributed import pick_device
+    from svpgen.study.runner import run_study
+
+    cfg = load_study_config(preset, config_file)
+    records = run_study(cfg, out, data, pick_device(device), backend, workers, echo=click.echo)
+    click.echo("")
+    click.echo((out / "report" / "report.md").read_text().split("## Table 2 — as sampled")[0])
+    total = sum(r.get("seconds", 0) for r in records.values())
+    click.echo(f"study finished; this run's stages took {total / 60:.1f} min. Report: {out / 'report' / 'report.html'}")
+
+
+@main.command()
+@click.argument("study_dir", type=_existing("dir"))
+def report(study_dir):
+    """(Re)write the Markdown/CSV/HTML report of a study directory."""
+    from svpgen.study.report import write_report
+
+    paths = write_report(study_dir)
+    click.echo(f"report: {paths['html']} ({paths['figures']} figures), {paths['markdown']}, {paths['csv']}")
+
+
+@main.command()
+@click.argument("predictions", type=_existing("file"))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="report directory")
+@click.option("--export", "export_dir", type=_existing("dir"), help="the instrument export (reads the FlowCam run summary)")
+@click.option("--fluid-volume-ml", type=float, help="volume imaged (default: from the run summary)")
+@click.option("--dilution", default=1.0, show_default=True)
+@click.option("--fill-volume-ml", type=float, help="container fill volume: enables per-container counts and pass/fail")
+@click.option("--container-ml", type=float, help="nominal container size (≤100 mL vs >100 mL limits; default: fill volume)")
+@click.option("--method", type=click.Choice(["light-obscuration", "microscopic"]), default="light-obscuration", show_default=True)
+@click.option("--min-confidence", help="below this the particle is 'unclassified': 0.8, or protein=0.9,silicone_oil=0.7,…")
+@click.option("--large/--no-large", default=False, help="also report ≥50 and ≥100 µm")
+def counts(predictions, out, export_dir, fluid_volume_ml, dilution, fill_volume_ml, container_ml, method, min_confidence, large):
+    """Particle counts per mL / container by class and size, with USP <788> verdicts."""
+    import pandas as pd
+
+    from svpgen.data.importers.flowcam import read_run_summary
+    from svpgen.evaluate.counts import EXTRA_THRESHOLDS_UM, THRESHOLDS_UM, RunInfo, run_info_from_summary, write_counts_report
+
+    try:
+        pred = pd.read_csv(predictions)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise SvpgenError(f"{predictions}: not a readable predictions CSV ({str(err).splitlines()[0][:80]})") from None
+    summary = run_info_from_summary(read_run_summary(export_dir)) if export_dir else {}
+    volume = fluid_volume_ml or summary.get("fluid_volume_ml")
+    if volume is None:
+        raise SvpgenError("no fluid volume imaged: pass --fluid-volume-ml or --export with a FlowCam run summary")
+    threshold = None
+    if min_confidence:
+        try:
+            threshold = {k: float(v) for k, v in (i.split("=") for i in min_confidence.split(","))} if "=" in min_confidence else float(min_confidence)
+        except ValueError:
+            raise SvpgenError(f"--min-confidence {min_confidence!r}: expected 0.8 or class=0.8,…") from None
+    run = RunInfo(volume, dilution, fill_volume_ml, container_ml, method)
+    res = write_counts_report(pred, run, out, THRESHOLDS_UM + (EXTRA_THRESHOLDS_UM if large else ()), threshold)
+    click.echo(res["markdown"])
+    click.echo(f"written: {out}/counts.csv, compliance.csv, counts.md, counts.html, size_distribution.png")
 
 
 if __name__ == "__main__":

@@ -138,3 +138,40 @@ def misclassified_gallery(images: np.ndarray, y: np.ndarray, proba: np.ndarray, 
         axes[i, 0].set_ylabel(f"true\n{c}", fontsize=8)
     fig.suptitle("most confident mistakes per true class", fontsize=9)
     return save(fig, path)
+
+
+def size_distribution(sizes_um: np.ndarray, classes: np.ndarray, path: str | Path) -> Path:
+    """Cumulative count ≥ size per class, log-log (the usual FIM size-distribution view)."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    grid = np.logspace(np.log10(max(0.5, np.nanmin(sizes_um))), np.log10(max(1.0, np.nanmax(sizes_um))), 60)
+    for c in sorted(set(classes)):
+        s = np.sort(sizes_um[classes == c])
+        counts = len(s) - np.searchsorted(s, grid, side="left")
+        ax.step(grid, np.maximum(counts, 0.8), where="post", label=f"{c} ({len(s):,})")
+    for t in (2, 5, 10, 25):
+        ax.axvline(t, color="gray", lw=0.6, ls=":")
+    ax.set_xscale("log"), ax.set_yscale("log")
+    ax.set_xlabel("ESD / ECD (µm)"), ax.set_ylabel("particles ≥ size")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def histograms(pairs: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, labels=("real", "generated")) -> Path:
+    """Overlaid real-vs-generated histograms, one panel per feature."""
+    n = len(pairs)
+    cols = min(4, max(1, n))
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.8, rows * 2.2), squeeze=False)
+    for ax, (name, (a, b)) in zip(axes.flat, pairs.items()):
+        both = np.concatenate([a, b]) if len(a) + len(b) else np.array([0.0])
+        bins = np.linspace(np.nanmin(both), np.nanmax(both) + 1e-9, 25)
+        ax.hist(a, bins=bins, alpha=0.55, density=True, label=labels[0])
+        ax.hist(b, bins=bins, alpha=0.55, density=True, label=labels[1])
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.tight_layout()
+    return save(fig, path)

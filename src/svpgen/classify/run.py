@@ -13,15 +13,18 @@ from svpgen.data.store import ParticleStore, Particles
 from svpgen.errors import SvpgenError
 
 
-def labelled(store: ParticleStore) -> Particles:
-    idx = np.flatnonzero((store.table["label"] != "unknown").to_numpy())
+def labelled(store: ParticleStore, real_only: bool = False) -> Particles:
+    keep = (store.table["label"] != "unknown").to_numpy()
+    if real_only:
+        keep = keep & (store.table["source"] != "generated").to_numpy()
+    idx = np.flatnonzero(keep)
     if len(idx) == 0:
         raise SvpgenError(f"{store.path}: no labelled particles to train on")
     return store.take(idx)
 
 
-def run_train_classifier(store_path, out, cfg: ClassifierConfig, tune_path=None, tune_fraction=0.15, resume=False, device="cpu", deploy_prior=None) -> str:
-    data = labelled(ParticleStore(store_path))
+def run_train_classifier(store_path, out, cfg: ClassifierConfig, tune_path=None, tune_fraction=0.15, resume=False, device="cpu", deploy_prior=None, real_only=False) -> str:
+    data = labelled(ParticleStore(store_path), real_only)
     if tune_path:
         train, tune = data, labelled(ParticleStore(tune_path))
     else:

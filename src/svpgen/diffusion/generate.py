@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 from svpgen.config import DiffusionConfig
 from svpgen.data.store import ParticleStore, Particles, WriteMode, provenance_record
@@ -24,8 +27,10 @@ def generate_to_store(
     grid_png: str | Path | None = None,
     mode: WriteMode = "create",
     command: str = "svpgen generate",
+    keep: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[ParticleStore, float]:
-    """Sample ``n`` images and write them as generated particles; returns (store, seconds)."""
+    """Sample ``n`` images and write them as generated particles; returns (store, seconds).
+    ``keep`` (images → bool mask) may drop images before they are written."""
     model, config = load_generator_model(model_dir)
     cfg = DiffusionConfig.from_dict(config["diffusion"])
     label = config["label"]
@@ -35,9 +40,15 @@ def generate_to_store(
         trajectory_frames=8 if trajectory_png else 0,
     )
     seconds = time.perf_counter() - start
+    dropped = 0
+    if keep is not None:
+        mask = keep(images)
+        dropped = int((~mask).sum())
+        images = images[mask]
+    n = len(images)
     prefix = f"gen-{label}-s{seed}-{sampler}"
     particles = Particles.from_arrays(images, labels=label, source="generated", ids=[f"{prefix}-{i:07d}" for i in range(n)], origins=str(model_dir))
-    record = provenance_record(command, seed=seed, model=str(Path(model_dir).resolve()), sampler=sampler, steps=steps, label=label)
+    record = provenance_record(command, seed=seed, model=str(Path(model_dir).resolve()), sampler=sampler, steps=steps, label=label, filtered_out=dropped)
     store = ParticleStore.write(out, particles, record, mode=mode)
     if trajectory_png:
         from svpgen.plots import denoising_strip

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from svpgen.config import preset as get_preset
 from svpgen.config import with_overrides
 from svpgen.distributed import pick_device
 
 
-def run_train_diffusion(store, out, label, preset_name="quick", resume=False, device="auto", fid=True, encoder=None, timesteps=None, **overrides) -> str:
+def run_train_diffusion(store, out, label, preset_name="quick", resume=False, device="auto", eval_hook_factory=None, timesteps=None, **overrides) -> str:
+    """``eval_hook_factory(cfg)`` may return a per-epoch FID/KID hook (see study.audit)."""
     from dataclasses import replace
 
     from svpgen.diffusion.train import train_diffusion
@@ -17,11 +16,7 @@ def run_train_diffusion(store, out, label, preset_name="quick", resume=False, de
     cfg = with_overrides(get_preset("diffusion", preset_name), **overrides)
     if timesteps:
         cfg = replace(cfg, schedule=replace(cfg.schedule, timesteps=timesteps))
-    hook = None
-    if fid and encoder is not None and cfg.fid_epochs:
-        from svpgen.evaluate.generative import fid_eval_hook
-
-        hook = fid_eval_hook(Path(store), label, Path(encoder), cfg)
+    hook = eval_hook_factory(cfg) if eval_hook_factory and cfg.fid_epochs else None
     result = train_diffusion(store, out, label, cfg, resume, hook, device=pick_device(device))
     return (
         f"trained {label} diffusion ({preset_name}) on {result.images} images for {result.epochs} epochs "

@@ -1,0 +1,135 @@
+"""The classifier grid: trials, a local runner (one folder + done marker per trial, so a
+killed study resumes without redoing finished trials) and the same trials on Ray Tune
+(``backend="ray"``; a local cluster, or the cluster at ``RAY_ADDRESS``)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from tqdm import tqdm
+
+from svpgen.config import ClassifierConfig, StudyConfig, preset, write_json
+from svpgen.errors import SvpgenError
+
+
+@dataclass(frozen=True)
+class Trial:
+    arch: str
+    dataset: str  # Table 1 name
+    imbalance: str
+    optimizer: str
+    lr: float
+    weight_decay: float
+    batch_size: int
+
+    @property
+    def group(self) -> str:
+        """The (model, training data, strategy) cell of Table 2 this trial competes in."""
+        return f"{self.arch}/{self.dataset}" + ("" if self.imbalance == "none" else f"+{self.imbalance}")
+
+    @property
+    def name(self) -> str:
+        return f"{self.optimizer}-lr{self.lr:g}-wd{self.weight_decay:g}-bs{self.batch_size}"
+
+    def run_dir(self, root: Path) -> Path:
+        return root / self.group.replace("+", "_") / self.name
+
+
+def grid_points(grid: dict) -> list[dict]:
+    keys = ("optimizer", "lr", "weight_decay", "batch_size")
+    missing = [k for k in keys if k not in grid]
+    if missing:
+        raise SvpgenError(f"grid lacks {missing}")
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def study_trials(cfg: StudyConfig) -> list[Trial]:
+    trials = []
+    for arch in cfg.archs:
+        cells = [(d, "none") for d in cfg.datasets] + [(cfg.baseline_dataset, b) for b in cfg.baselines]
+        for dataset, imbalance in cells:
+            for point in grid_points(cfg.grid):
+                trials.append(Trial(arch, dataset, imbalance, **point))
+    return trials
+
+
+def run_trial(trial: Trial, cfg: StudyConfig, out: Path, device: str = "cpu", progress: bool = False) -> dict:
+    """Train one grid trial (resuming a half-finished one); return its done record."""
+    from svpgen.classify.train import train_classifier
+    from svpgen.data.store import ParticleStore
+    from svpgen.study.datasets import assemble
+
+    run = trial.run_dir(out / "runs")
+    done = run / "done.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    ccfg: ClassifierConfig = replace(
+        preset("classifier", cfg.classifier_preset), arch=trial.arch, imbalance=trial.imbalance, optimizer=trial.optimizer,
+        lr=trial.lr, weight_decay=trial.weight_decay, batch_size=trial.batch_size, seed=cfg.seed,
+    )
+    train = assemble(trial.dataset, cfg, out / "data", out / "generated")
+    tune = ParticleStore(out / "data" / "tune").select()
+    prior = dict(zip(("protein", *cfg.minority), cfg.prevalence))
+    result = train_classifier(train, tune, run, ccfg, resume=(run / "training_state.pt").exists(), progress=progress, device=device, deploy_prior=prior)
+    record = {**asdict(trial), "group": trial.group, "score": result.best_score, "best_epoch": result.best_epoch,
+              "epochs_run": result.epochs_run, "seconds": result.seconds, "train_images": len(train)}
+    write_json(done, record)
+    return record
+
+
+def run_local(trials: list[Trial], cfg: StudyConfig, out: Path, device: str = "cpu") -> list[dict]:
+    records = []
+    bar = tqdm(trials, unit="trial", desc="grid")
+    for trial in bar:
+        bar.set_postfix_str(f"{trial.group} {trial.name}")
+        records.append(run_trial(trial, cfg, out, device))
+    return records
+
+
+def run_ray(trials: list[Trial], cfg: StudyConfig, out: Path, workers: int = 2) -> list[dict]:
+    """The same trials as Ray Tune grid-search samples, one CPU each."""
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise SvpgenError("--backend ray needs Ray Tune: pip install 'svpgen[ray]'") from None
+    if not ray.is_initialized():
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    out = out.resolve()
+    cfg_dict = cfg.to_dict()
+
+    def trainable(config: dict) -> dict:
+        import torch
+
+        from svpgen.config import StudyConfig as _S
+
+        torch.set_num_threads(1)
+        record = run_trial(Trial(**config["trial"]), _S.from_dict(config["study"]), Path(config["out"]))
+        return {"score": record["score"], "seconds": record["seconds"]}
+
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}),
+        param_space={"trial": tune.grid_search([asdict(t) for t in trials]), "study": cfg_dict, "out": str(out)},
+        tune_config=tune.TuneConfig(max_concurrent_trials=workers),
+        run_config=tune.RunConfig(storage_path=str(out / "ray"), name="grid", verbose=0),
+    )
+    results = tuner.fit()
+    errors = [r.error for r in results if r.error]
+    if errors:
+        raise SvpgenError(f"{len(errors)} Ray trial(s) failed; first: {str(errors[0]).splitlines()[0][:200]}")
+    return [json.loads((t.run_dir(out / "runs") / "done.json").read_text()) for t in trials]
+
+
+def best_per_group(records: list[dict]) -> dict[str, dict]:
+    best: dict[str, dict] = {}
+    for r in records:
+        if r["group"] not in best or r["score"] > best[r["group"]]["score"]:
+            best[r["group"]] = r
+    return best

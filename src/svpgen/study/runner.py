@@ -1,0 +1,221 @@
+"""``svpgen study``: every stage of the two-phase study, resumable stage by stage.
+
+Stages: data → encoder → diffusion (per minority class) → generate → audit → grid →
+evaluate → report (encoder and audit only with ``audit=True``).
+A finished stage leaves ``OUT/stages/<stage>.json`` (what it did, how long it took); a
+re-run skips finished stages, finished grid trials and finished diffusion epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from svpgen.config import StudyConfig, preset, write_json
+from svpgen.data.store import ParticleStore
+from svpgen.errors import SvpgenError
+
+STAGES = ("data", "encoder", "diffusion", "generate", "audit", "grid", "evaluate", "report")
+
+
+class StudyLog:
+    def __init__(self, out: Path, echo: Callable[[str], None] = print):
+        self.path, self.echo = out / "study.log", echo
+
+    def __call__(self, message: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {message}"
+        self.echo(line)
+        with open(self.path, "a") as fh:
+            fh.write(line + "\n")
+
+
+def _stage(out: Path, name: str, log: StudyLog, fn: Callable[[], dict]) -> dict:
+    marker = out / "stages" / f"{name}.json"
+    if marker.exists():
+        record = json.loads(marker.read_text())
+        log(f"[{name}] already done ({record['seconds']:.0f} s) — skipped")
+        return record
+    log(f"[{name}] start")
+    start = time.perf_counter()
+    details = fn()
+    record = {"stage": name, "seconds": time.perf_counter() - start, **details}
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    write_json(marker, record)
+    log(f"[{name}] done in {record['seconds']:.0f} s")
+    return record
+
+
+def _stage_data(cfg: StudyConfig, out: Path, data: Path | None) -> dict:
+    from svpgen.study.datasets import pool_sizes, write_pools
+
+    data_dir = out / "data"
+    if data is not None:
+        store = ParticleStore(data)
+        source = store.select(source=("real", "simulated"))
+        written = write_pools(source, None, data_dir, cfg)
+        return {"source": str(data), "pools": written}
+    from svpgen.simulate import SimConfig, simulate
+
+    sizes = pool_sizes(cfg)
+    sizes.pop("eval")
+    total = {c: sum(s.get(c, 0) for s in sizes.values()) for c in ("protein", *cfg.minority)}
+    pool = simulate(total, seed=cfg.seed, config=SimConfig(label_noise=cfg.label_noise), progress=True).particles
+    eval_counts = {"protein": cfg.eval_protein, **{c: cfg.eval_minority for c in cfg.minority}}
+    evaluation = simulate(eval_counts, seed=cfg.seed + 1_000_000, config=SimConfig(label_noise=0.0), progress=True).particles
+    # pools are cut by the simulator's ground truth so each pool holds the classes it should;
+    # training labels keep the label noise, the evaluation set is curated (no label noise)
+    written = write_pools(pool, evaluation, data_dir, cfg, label_column="true_label")
+    return {"source": "simulated", "pools": written}
+
+
+def _stage_encoder(cfg: StudyConfig, out: Path, device: str) -> dict:
+    """The particle encoder for FID/KID/PR: a ResNet-18 on the real training pool."""
+    from svpgen.classify.train import train_classifier
+
+    ccfg = replace(preset("classifier", cfg.classifier_preset), epochs=cfg.encoder_epochs, imbalance="oversample", seed=cfg.seed)
+    train = ParticleStore(out / "data" / "train").select()
+    tune = ParticleStore(out / "data" / "tune").select()
+    res = train_classifier(train, tune, out / "encoder", ccfg, resume=(out / "encoder" / "training_state.pt").exists(), device=device)
+    return {"tune_macro_auprc": res.best_score, "seconds_training": res.seconds}
+
+
+def _stage_diffusion(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> dict:
+    from svpgen.diffusion.train import train_diffusion
+
+    dcfg = replace(preset("diffusion", cfg.diffusion_preset), seed=cfg.seed)
+    if not cfg.audit:
+        dcfg = replace(dcfg, fid_epochs=())
+    info = {}
+    for c in cfg.minority:
+        model_dir = out / "diffusion" / c
+        done = model_dir / "config.json"
+        if done.exists() and json.loads(done.read_text()).get("trained_epochs") == dcfg.epochs:
+            log(f"  diffusion {c}: already trained")
+            continue
+        resume = (model_dir / "training_state.pt").exists()
+        log(f"  diffusion {c}: training ({cfg.diffusion_preset} preset{', resuming' if resume else ''})")
+        hook = None
+        if dcfg.fid_epochs:
+            from svpgen.study.audit import fid_eval_hook
+
+            hook = fid_eval_hook(out / "data" / f"diffusion_{c}", c, out / "encoder", dcfg)
+        res = train_diffusion(out / "data" / f"diffusion_{c}", model_dir, c, dcfg, resume=resume, eval_hook=hook, device=device)
+        info[c] = {"images": res.images, "epochs": res.epochs, "seconds": res.seconds, "final_loss": res.final_loss}
+    return {"models": info}
+
+
+def _stage_generate(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> dict:
+    from svpgen.diffusion.generate import generate_to_store
+    from svpgen.plots import sample_grid
+    from svpgen.study.datasets import generated_needed
+
+    info = {}
+    figures = out / "report" / "figures"
+    for c, n in generated_needed(cfg).items():
+        n_total = max(n, 32)  # always enough for the real-vs-generated figure
+        log(f"  generate {c}: {n_total} images with {cfg.sampler}-{cfg.sampler_steps}")
+        store, seconds = generate_to_store(
+            out / "diffusion" / c, out / "generated" / c, n_total, cfg.sampler, cfg.sampler_steps, cfg.seed, 64, device,
+            trajectory_png=figures / f"denoising_{c}.png", mode="overwrite",
+        )
+        real = ParticleStore(out / "data" / f"diffusion_{c}").images[:16]
+        sample_grid({f"real {c}": real, f"generated {c}": store.images[:16]}, figures / f"real_vs_generated_{c}.png",
+                    title=f"{c}: real (top) vs generated ({cfg.sampler}-{cfg.sampler_steps})")
+        info[c] = {"images": n_total, "seconds": seconds}
+    return {"generated": info}
+
+
+def _stage_audit(cfg: StudyConfig, out: Path, log: StudyLog) -> dict:
+    """Audit each class's generated images against held-out real ones (the evaluation pool)."""
+    from svpgen.evaluate.features import EncoderFeatures
+    from svpgen.study.audit import run_audit
+
+    extractor = EncoderFeatures(out / "encoder")
+    info = {}
+    for c in cfg.minority:
+        log(f"  audit {c}")
+        res = run_audit(out / "diffusion" / c, out / "data" / "eval", out / "audit" / c, extractor, n=cfg.eval_minority,
+                        sampler=cfg.sampler, steps=cfg.sampler_steps, seed=cfg.seed, generated_store=out / "generated" / c, bootstrap=20)
+        enc = res["features"]["particle-encoder"]
+        info[c] = {"fid": enc["fid"], "kid": enc["kid"], "precision": enc["precision"], "recall": enc["recall"],
+                   "near_copy_fraction": res["memorization"]["near_copy_fraction"], "n": res["n"]}
+    return {"audit": info}
+
+
+def _stage_grid(cfg: StudyConfig, out: Path, device: str, backend: str, workers: int, log: StudyLog) -> dict:
+    from svpgen.study.grid import best_per_group, run_local, run_ray, study_trials
+
+    trials = study_trials(cfg)
+    log(f"  {len(trials)} trials ({len(trials) // max(1, len(cfg.archs))} per model) on {backend}")
+    records = run_ray(trials, cfg, out, workers) if backend == "ray" else run_local(trials, cfg, out, device)
+    best = best_per_group(records)
+    write_json(out / "grid_results.json", {"trials": records, "best": best})
+    return {"trials": len(records), "best": {g: r["score"] for g, r in best.items()}}
+
+
+def _stage_evaluate(cfg: StudyConfig, out: Path, log: StudyLog) -> dict:
+    from svpgen.evaluate.evaluation import evaluate_model
+    from svpgen.study.grid import Trial
+
+    best = json.loads((out / "grid_results.json").read_text())["best"]
+    prevalence = ":".join(f"{p:g}" for p in cfg.prevalence)
+    truth = "true_label" if "true_label" in ParticleStore(out / "data" / "eval").table.columns else "label"
+    info = {}
+    for group, rec in sorted(best.items()):
+        trial = Trial(**{k: rec[k] for k in Trial.__dataclass_fields__})
+        target = out / "eval" / group.replace("+", "_")
+        if (target / "metrics.json").exists():
+            info[group] = str(target)
+            continue
+        log(f"  evaluate {group} ({trial.name})")
+        evaluate_model(trial.run_dir(out / "runs"), out / "data" / "eval", target, prevalence, truth_column=truth, progress=False)
+        info[group] = str(target)
+    return {"evaluated": info}
+
+
+def run_study(
+    cfg: StudyConfig,
+    out: str | Path,
+    data: str | Path | None = None,
+    device: str = "cpu",
+    backend: str = "local",
+    workers: int = 2,
+    echo: Callable[[str], None] = print,
+) -> dict:
+    """Run (or resume) the whole study in ``out``; returns the per-stage records."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / "study.json"
+    if saved.exists():
+        previous = json.loads(saved.read_text())
+        if previous["config"] != json.loads(json.dumps(cfg.to_dict())):
+            raise SvpgenError(f"{out} holds a study with different settings; resume it with the same preset/config or choose a new --out")
+    else:
+        write_json(saved, {"config": cfg.to_dict(), "data": str(data) if data else "simulated"})
+    log = StudyLog(out, echo)
+    log(f"study {cfg.preset} → {out} (device {device}, backend {backend})")
+    records = {
+        "data": _stage(out, "data", log, lambda: _stage_data(cfg, out, Path(data) if data else None)),
+    }
+    if cfg.audit:
+        records["encoder"] = _stage(out, "encoder", log, lambda: _stage_encoder(cfg, out, device))
+    records |= {
+        "diffusion": _stage(out, "diffusion", log, lambda: _stage_diffusion(cfg, out, device, log)),
+        "generate": _stage(out, "generate", log, lambda: _stage_generate(cfg, out, device, log)),
+    }
+    if cfg.audit:
+        records["audit"] = _stage(out, "audit", log, lambda: _stage_audit(cfg, out, log))
+    records |= {
+        "grid": _stage(out, "grid", log, lambda: _stage_grid(cfg, out, device, backend, workers, log)),
+        "evaluate": _stage(out, "evaluate", log, lambda: _stage_evaluate(cfg, out, log)),
+    }
+    from svpgen.study.report import write_report
+
+    start = time.perf_counter()
+    paths = write_report(out)
+    records["report"] = {"stage": "report", "seconds": time.perf_counter() - start, **paths}
+    log(f"[report] {paths['html']}")
+    return records

@@ -1,0 +1,135 @@
+"""The smoke study end to end, killed mid-grid and resumed; the HTML report in Chromium."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from svpgen.config import STUDY_PRESETS, load_study_config
+from svpgen.study.datasets import table1_counts
+from svpgen.study.grid import study_trials
+
+
+def test_table1_scaling():
+    cfg = STUDY_PRESETS["paper"]
+    assert table1_counts("Real-4", cfg) == {"protein": (20000, 0), "silicone_oil": (1000, 0), "air_bubble": (1000, 0)}
+    assert table1_counts("Mixed-2", cfg) == {"protein": (5000, 0), "silicone_oil": (1000, 4000), "air_bubble": (1000, 4000)}
+    assert len(study_trials(cfg)) == 2 * (9 + 3) * 126  # 126 grid points per model per dataset
+
+
+def test_config_file_overrides(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({"datasets": ["Real-1"], "scale": 0.02}))
+    cfg = load_study_config("smoke", tmp_path / "c.json")
+    assert cfg.datasets == ("Real-1",) and cfg.scale == 0.02 and cfg.diffusion_preset == "smoke"
+    (tmp_path / "bad.json").write_text(json.dumps({"sclae": 1}))
+    with pytest.raises(Exception, match="unknown study setting"):
+        load_study_config("smoke", tmp_path / "bad.json")
+
+
+def _study_cmd(out: Path, config: Path) -> list[str]:
+    return [sys.executable, "-m", "svpgen.cli", "study", "--preset", "smoke", "--config", str(config), "--out", str(out), "--device", "cpu"]
+
+
+def test_smoke_study_killed_mid_grid_resumes(tmp_path):
+    config = tmp_path / "study.json"
+    config.write_text(json.dumps({"grid": {"optimizer": ["adam"], "lr": [1e-3, 1e-4], "weight_decay": [1e-4], "batch_size": [16, 32]}}))
+    out = tmp_path / "study"
+    proc = subprocess.Popen(_study_cmd(out, config), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list((out / "runs").glob("*/*/*/done.json")):
+        time.sleep(0.05)
+        assert proc.poll() is None, "study ended before the grid could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/*/*/done.json")}
+    total = len(study_trials(load_study_config("smoke", config)))
+    assert 1 <= len(finished) < total
+    assert not (out / "stages" / "grid.json").exists()
+
+    res = subprocess.run(_study_cmd(out, config), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "[data] already done" in res.stdout and "[diffusion] already done" in res.stdout
+    for path, mtime in finished.items():
+        assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
+    grid = json.loads((out / "grid_results.json").read_text())
+    assert len(grid["trials"]) == total
+    table = pd.read_csv(out / "report" / "table2.csv")
+    assert set(table["dataset"]) == {"Real-0", "Mixed-2"} and len(table) == 3
+    assert table["macro AUPRC"].between(0, 1).all()
+    html = (out / "report" / "report.html").read_text()
+    assert "data:image/png;base64," in html and "Table 2" in html
+    # disjoint pools, checked again from the outside
+    from svpgen.data.splits import check_disjoint
+    from svpgen.data.store import ParticleStore
+
+    pools = {p.name: ParticleStore(p).table for p in (out / "data").iterdir() if (p / "store.json").exists()}
+    names = sorted(pools)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            check_disjoint(pools[a], pools[b], a, b)
+
+    # the report in a real headless browser
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium not installed (.ci/run installs it)")
+    shot = tmp_path / "report.png"
+    dom = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'chrome'}", "--dump-dom", (out / "report" / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert dom.returncode == 0, dom.stderr[-1000:]
+    assert 'id="table2-prevalence"' in dom.stdout and dom.stdout.count("<img") >= 4
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'chrome2'}", f"--screenshot={shot}", "--window-size=1200,1600",
+         (out / "report" / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert shot.exists() and shot.stat().st_size > 20_000
+
+
+def test_study_refuses_changed_settings(tmp_path):
+    from svpgen.errors import SvpgenError
+    from svpgen.study.runner import run_study
+
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "study.json").write_text(json.dumps({"config": {"preset": "other"}, "data": "simulated"}))
+    with pytest.raises(SvpgenError, match="different settings"):
+        run_study(STUDY_PRESETS["smoke"], out, echo=lambda s: None)
+
+
+def test_grid_on_ray_local_cluster_matches_local_runner(tmp_path):
+    """The same smoke trials on a 2-worker local Ray cluster; the local runner then finds
+    them done (shared run folders + done markers)."""
+    pytest.importorskip("ray.tune")
+    from svpgen.study.grid import run_local, run_ray
+
+    cfg = STUDY_PRESETS["smoke"]
+    out = tmp_path / "s"
+    from dataclasses import replace
+
+    cfg = replace(cfg, grid={"optimizer": ("adam",), "lr": (1e-3, 1e-4), "weight_decay": (1e-4,), "batch_size": (32,)}, baselines=())
+    # data, encoder, diffusion and generation stages first (local), then the grid on Ray
+    import svpgen.study.runner as runner
+
+    log = runner.StudyLog(out, echo=lambda s: None)
+    out.mkdir()
+    runner._stage(out, "data", log, lambda: runner._stage_data(cfg, out, None))
+    runner._stage(out, "encoder", log, lambda: runner._stage_encoder(cfg, out, "cpu"))
+    runner._stage(out, "diffusion", log, lambda: runner._stage_diffusion(cfg, out, "cpu", log))
+    runner._stage(out, "generate", log, lambda: runner._stage_generate(cfg, out, "cpu", log))
+    trials = study_trials(cfg)
+    records = run_ray(trials, cfg, out, workers=2)
+    assert len(records) == len(trials) == 4
+    assert all(0 <= r["score"] <= 1 for r in records)
+    again = run_local(trials, cfg, out)  # nothing left to train: read back from done markers
+    assert [r["score"] for r in again] == [r["score"] for r in records]
