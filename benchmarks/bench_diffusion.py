@@ -64,6 +64,10 @@ def main() -> None:
             gflops = rate * flops / 1e9
             rows.append({"what": f"train {label} (batch {batch}) fp32{' + channels_last' if cl else ' (default)'}",
                          "rate": rate, "unit": "img/s", "GFLOP/s": gflops, "pct_of_matmul_peak": 100 * gflops / peak})
+    # bf16 autocast on this CPU (no native bf16): one step is enough to see the slowdown
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rate, _ = train_rate(DIFFUSION_PRESETS["quick"].unet, 32, True, steps=1)
+    rows.append({"what": "train quick U-Net (batch 32) bf16 autocast + channels_last", "rate": rate, "unit": "img/s"})
     report("bench_diffusion", rows, {"matmul_peak_gflops": peak})
 
 

@@ -3,24 +3,19 @@ for resume, loaded with ``weights_only=True``). Every file is written atomically
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from svpgen.config import write_json
+from svpgen.atomic import atomic_path, write_json
 from svpgen.errors import SvpgenError
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
 
 
 def save_weights(state_dict: dict, path: Path) -> None:
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-    save_file(tensors, _tmp(path))
-    os.replace(_tmp(path), path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp)
 
 
 def load_weights(path: Path) -> dict:
@@ -30,8 +25,8 @@ def load_weights(path: Path) -> dict:
 
 
 def save_state(state: dict, path: Path) -> None:
-    torch.save(state, _tmp(path))
-    os.replace(_tmp(path), path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_state(path: Path) -> dict:

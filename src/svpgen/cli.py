@@ -246,16 +246,14 @@ def classify(model, input_path, out, batch_size):
     """Classify a store, a folder of images or an instrument export."""
     import time
 
+    from svpgen.atomic import write_csv
     from svpgen.classify.predict import LoadedClassifier, load_input, predictions_table
 
     start = time.perf_counter()
     clf = LoadedClassifier(model)
     images, table, kind = load_input(input_path)
     pred = predictions_table(clf, images, table, batch_size, progress=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    pred.to_csv(tmp, index=False)
-    tmp.replace(out)
+    write_csv(out, pred)
     seconds = time.perf_counter() - start
     click.echo(f"classified {len(pred):,} particles ({kind}) in {seconds:.1f} s → {out}")
     for label, n in pred["predicted"].value_counts().items():

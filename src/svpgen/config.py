@@ -153,16 +153,6 @@ def with_overrides(cfg, **overrides):
     return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def write_json(path: str | Path, data: dict) -> None:
-    """Write JSON atomically."""
-    import os
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
-
-
 # The paper's Table 1: protein images (thousands) per configuration; every configuration
 # has 1K real images of each minority class; Mixed-n adds generated minority images until
 # each minority class matches the protein count.
@@ -196,8 +186,8 @@ class StudyConfig:
     tune_protein: int = 400
     tune_minority: int = 100
     label_noise: float = 0.03  # simulated training pools; the evaluation set uses ground truth
-    sampler: str = "dpmpp"
-    sampler_steps: int = 20
+    sampler: str = "ddim"  # robust on briefly trained models; see diffusion/schedule.py
+    sampler_steps: int = 50
     audit: bool = True  # particle encoder, FID/KID per diffusion epoch, audit of generated images
     encoder_epochs: int = 3
     diffusion_preset: str = "quick"
@@ -223,7 +213,7 @@ STUDY_PRESETS: dict[str, StudyConfig] = {
     "smoke": StudyConfig(
         preset="smoke", scale=0.01, datasets=("Real-0", "Mixed-2"), baselines=("weighted",), baseline_dataset="Real-0",
         diffusion_images=24, eval_protein=300, eval_minority=20, tune_protein=40, tune_minority=12,
-        sampler_steps=4, encoder_epochs=1, diffusion_preset="smoke", classifier_preset="smoke",
+        sampler="dpmpp", sampler_steps=4, encoder_epochs=1, diffusion_preset="smoke", classifier_preset="smoke",
     ),
     "quick": StudyConfig(),
     "paper": StudyConfig(

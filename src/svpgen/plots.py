@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -15,13 +14,12 @@ import numpy as np  # noqa: E402
 
 def save(fig, path: str | Path, dpi: int = 110) -> Path:
     """Save a figure atomically and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    from svpgen.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def sample_grid(groups: dict[str, np.ndarray], path: str | Path, per_row: int = 8, title: str | None = None) -> Path:

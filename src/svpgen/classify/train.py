@@ -10,7 +10,6 @@ generator seeded by (seed, epoch), so ``--resume`` continues exactly.
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch.utils.data import WeightedRandomSampler
 from tqdm import tqdm
 
 from svpgen import __version__
+from svpgen.atomic import write_csv
 from svpgen.checkpoint import load_state, save_artefact, save_state
 from svpgen.classify.models import build_classifier, to_input
 from svpgen.config import ClassifierConfig
@@ -59,12 +59,15 @@ def encode(labels, classes: list[str]) -> np.ndarray:
 
 
 def normalise_prior(prior: dict[str, float] | None, classes: list[str]) -> np.ndarray:
-    prior = prior or PAPER_PREVALENCE
-    missing = [c for c in classes if c not in prior]
-    fill = min(prior.values()) if prior else 1.0
-    p = np.array([prior.get(c, fill) for c in classes], dtype=np.float64)
-    if missing and prior is not PAPER_PREVALENCE:
-        raise SvpgenError(f"deployment prior lacks class(es) {missing}")
+    """Deployment class prior in ``classes`` order. Default: the paper's 1000:1:1, with
+    any further class weighted like a minority class."""
+    if prior is None:
+        p = np.array([PAPER_PREVALENCE.get(c, 1.0) for c in classes], dtype=np.float64)
+    else:
+        missing = [c for c in classes if c not in prior]
+        if missing:
+            raise SvpgenError(f"deployment prior lacks class(es) {missing}")
+        p = np.array([prior[c] for c in classes], dtype=np.float64)
     return p / p.sum()
 
 
@@ -84,15 +87,6 @@ def macro_auprc(y: np.ndarray, proba: np.ndarray, n_classes: int) -> float:
     onehot = label_binarize(y, classes=list(range(n_classes)))
     present = onehot.sum(0) > 0
     return float(average_precision_score(onehot[:, present], proba[:, present], average="macro"))
-
-
-def _write_history(rows: list[dict], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(path)
 
 
 def train_classifier(
@@ -196,7 +190,7 @@ def train_classifier(
             "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history,
             "best_score": best_score, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "config": cfg.to_dict(),
         }, state_path)
-        _write_history(history, out / "history.csv")
+        write_csv(out / "history.csv", history)
     bar.close()
     if history:
         from svpgen.plots import line_curves

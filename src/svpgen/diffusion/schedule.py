@@ -3,7 +3,9 @@
 Training uses the paper's DDPM forward process: T = 1000 steps, linear betas
 1e-4 … 0.02, ε-prediction. Sampling offers the paper's ancestral ``ddpm`` sampler (all T
 steps), ``ddim`` (deterministic, default 50 steps) and ``dpmpp`` (DPM-Solver++ 2M,
-default 20 steps). The paper's released code uses T = 500; ``timesteps`` makes that a
+default 20 steps). On briefly trained models (the CPU ``quick`` preset) the second-order
+DPM-Solver++ extrapolates the ε-model's errors into saturated images, air bubbles worst;
+DDIM-50 stays robust, so the quick study samples with it (benchmarks/bench_sampler_quality.py). The paper's released code uses T = 500; ``timesteps`` makes that a
 one-line change (``--timesteps 500``).
 """
 
@@ -31,7 +33,8 @@ def sampler(name: str, cfg: ScheduleConfig, steps: int | None = None):
     elif name == "dpmpp":
         sched = DPMSolverMultistepScheduler(
             **cfg.scheduler_kwargs(), algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="trailing",
-            thresholding=False, lower_order_final=True,
+            # dynamic thresholding keeps the x0 predictions in [-1, 1] (DDPM/DDIM clip too)
+            thresholding=True, sample_max_value=1.0, lower_order_final=True,
         )
     else:
         raise ValueError(f"unknown sampler {name!r}; choose from {SAMPLERS}")

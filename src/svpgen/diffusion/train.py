@@ -7,7 +7,6 @@ uninterrupted run would. A non-finite loss stops training; the last good checkpo
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from svpgen import __version__
+from svpgen.atomic import write_csv
 from svpgen.checkpoint import load_state, read_config, save_artefact, save_state
 from svpgen.config import DiffusionConfig
 from svpgen.data.augment import dihedral
@@ -68,16 +68,6 @@ def load_training_images(store_path: Path, label: str, max_images: int | None, s
     if max_images and len(idx) > max_images:
         idx = np.sort(np.random.default_rng(seed).choice(idx, max_images, replace=False))
     return np.asarray(store.images[idx])
-
-
-def _write_metrics(rows: list[dict], path: Path) -> None:
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(path)
 
 
 def _plot_curves(rows: list[dict], out: Path) -> None:
@@ -214,7 +204,7 @@ def _checkpoint(out, model, ema, opt, epoch, rows, cfg, label, n, store_path) ->
     }
     save_state(state, out / "training_state.pt")
     save_artefact(out, ema.module.state_dict(), _artefact_config(cfg, label, epoch, n, store_path))
-    _write_metrics(rows, out / "metrics.csv")
+    write_csv(out / "metrics.csv", rows)
     _plot_curves(rows, out)
 
 

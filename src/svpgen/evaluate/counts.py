@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
+from svpgen.atomic import write_csv, write_text
 from svpgen.errors import SvpgenError
 
 THRESHOLDS_UM = (2.0, 5.0, 10.0, 25.0)
@@ -154,8 +155,8 @@ def write_counts_report(pred: pd.DataFrame, run: RunInfo, out: Path, thresholds=
     out.mkdir(parents=True, exist_ok=True)
     table = count_table(pred, run, thresholds, min_confidence)
     verdicts = compliance(table, run)
-    table.to_csv(out / "counts.csv", index=False)
-    verdicts.to_csv(out / "compliance.csv", index=False)
+    write_csv(out / "counts.csv", table)
+    write_csv(out / "compliance.csv", verdicts)
     classes = assign_classes(pred, min_confidence)
     size_distribution(particle_sizes(pred).to_numpy(), classes.to_numpy(), out / "size_distribution.png")
     n_unclassified = int((classes == UNCLASSIFIED).sum())
@@ -178,7 +179,7 @@ def write_counts_report(pred: pd.DataFrame, run: RunInfo, out: Path, thresholds=
         verdict_md += ["| size | value | upper 95% | limit | unit | verdict | note |", "|---|---:|---:|---:|---|---|---|"]
         verdict_md += [f"| {r.size_um} | {r.value:,.1f} | {r.upper95:,.1f} | {r.limit:,.0f} | {r.unit} | **{r.verdict}** | {r.note} |" for r in verdicts.itertuples()]
     md = "\n".join(head + md_rows + verdict_md) + "\n"
-    (out / "counts.md").write_text(md)
+    write_text(out / "counts.md", md)
     png = base64.b64encode((out / "size_distribution.png").read_bytes()).decode()
     html = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Particle counts</title><style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}"
@@ -187,5 +188,5 @@ def write_counts_report(pred: pd.DataFrame, run: RunInfo, out: Path, thresholds=
         f"<h2>USP &lt;788&gt; ({run.method}), particulate total</h2>{verdicts.to_html(index=False) if not verdicts.empty else '<p>fill volume not given: no verdict</p>'}"
         f"<img src='data:image/png;base64,{png}' alt='size distribution'></body></html>"
     )
-    (out / "counts.html").write_text(html)
+    write_text(out / "counts.html", html)
     return {"table": table, "compliance": verdicts, "markdown": md}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from svpgen.classify.predict import LoadedClassifier, predictions_table
-from svpgen.config import write_json
+from svpgen.atomic import write_csv, write_json, write_text
 from svpgen.data.store import ParticleStore
 from svpgen.errors import SvpgenError
 from svpgen.evaluate.metrics import classification_metrics, prevalence_weights
@@ -69,8 +69,8 @@ def evaluate_model(model_dir: str | Path, store_path: str | Path, out: str | Pat
     if prev:
         ratio = ":".join(f"{prev[c]:g}" for c in clf.classes)
         md += "\n" + metrics_markdown(results["at_prevalence"], f"Evaluation reweighted to prevalence {ratio}")
-    (out / "metrics.md").write_text(md)
-    pred.to_csv(out / "predictions.csv", index=False)
+    write_text(out / "metrics.md", md)
+    write_csv(out / "predictions.csv", pred)
     if figures:
         key = "at_prevalence" if prev else "as_sampled"
         cm = np.array(results[key]["confusion_matrix"])

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from svpgen.config import DiffusionConfig, write_json
+from svpgen.atomic import write_json
+from svpgen.config import DiffusionConfig
 from svpgen.data.store import ParticleStore
 from svpgen.errors import SvpgenError
 from svpgen.evaluate import generative

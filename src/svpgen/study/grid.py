@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from svpgen.config import ClassifierConfig, StudyConfig, preset, write_json
+from svpgen.atomic import write_json
+from svpgen.config import ClassifierConfig, StudyConfig, preset
 from svpgen.errors import SvpgenError
 
 

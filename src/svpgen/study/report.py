@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from svpgen.atomic import write_text
 from svpgen.errors import SvpgenError
 
 SHORT = {"protein": "PA", "silicone_oil": "SO", "air_bubble": "AB"}
@@ -130,7 +131,7 @@ def write_report(out: str | Path) -> dict:
         "## Generated images: quality audit (particle-encoder features, vs held-out real)", "", _md_table(audit), "",
         "## Stage wall time (s)", "", "| stage | seconds |", "|---|---:|", timing, "",
     ])
-    (report_dir / "report.md").write_text(md)
+    write_text(report_dir / "report.md", md)
     figs = _figures(out)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>svpgen study report</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}}
@@ -144,7 +145,5 @@ img{{max-width:560px}}figcaption{{font-size:12px;color:#555}}</style></head><bod
 <h2>Stage wall time</h2><table><tr><th>stage</th><th>seconds</th></tr>{"".join(f"<tr><td>{s['stage']}</td><td>{s['seconds']:.0f}</td></tr>" for s in stages)}</table>
 <h2>Figures</h2>{"".join(_img(p, c) for p, c in figs)}
 </body></html>"""
-    tmp = report_dir / ".report.html.tmp"
-    tmp.write_text(page)
-    tmp.replace(report_dir / "report.html")
+    write_text(report_dir / "report.html", page)
     return {"markdown": str(report_dir / "report.md"), "html": str(report_dir / "report.html"), "csv": str(report_dir / "table2.csv"), "figures": len(figs)}

@@ -14,7 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from svpgen.config import StudyConfig, preset, write_json
+from svpgen.atomic import write_json
+from svpgen.config import StudyConfig, preset
 from svpgen.data.store import ParticleStore
 from svpgen.errors import SvpgenError
 

@@ -6,14 +6,13 @@ fails only when nothing usable was found, and it never half-writes the store.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
+from svpgen.atomic import write_csv
 from svpgen.data.importers.common import Collector
 from svpgen.data.importers.flowcam import import_flowcam_csv, import_lst
 from svpgen.data.importers.folder import import_folder
@@ -96,14 +95,6 @@ def read_source(src: str | Path, fmt: ImportFormat = "auto", fit: FitMode = "cro
     return ImportResult(collector.particles(), collector.report_frame(), fmt)
 
 
-def write_report(report: pd.DataFrame, path: Path) -> None:
-    """Write the import report atomically (temp file + rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    report.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
 def import_source(
     src: str | Path,
     out: str | Path,
@@ -121,5 +112,5 @@ def import_source(
         raise SvpgenError(f"{src}: nothing usable found ({counts})")
     record = provenance_record(command, source_path=str(Path(src).resolve()), format=result.format, fit=fit)
     store = ParticleStore.write(out, result.particles, record, mode=mode)
-    write_report(result.report, out / "import_report.csv")
+    write_csv(out / "import_report.csv", result.report)
     return store, result

@@ -4,7 +4,6 @@ inputs with their reason, and normalises instrument column names."""
 from __future__ import annotations
 
 import re
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +64,3 @@ class Collector:
 
     def report_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.report, columns=list(REPORT_COLUMNS))
-
-    def skip_summary(self) -> Counter:
-        """Count of skipped inputs per reason, with row/file-specific details folded."""
-        return Counter(re.sub(r"\s*\(.*\)$", "", r["reason"]) for r in self.report if r["status"] == "skipped")
