@@ -16,7 +16,6 @@ import argparse
 import time
 from dataclasses import replace
 
-import numpy as np
 
 from common import report
 from svpgen.classify.train import predict_logits, train_classifier
@@ -68,7 +67,7 @@ def main() -> None:
         sec_per_img = per_epoch[("Mixed-4-like 1:1:1", arch)] / (3 * third)
         trial_hours = sizes_total / cells * sec_per_img * args.epochs_assumed / 3600
         total_days = trial_hours * grid * cells / 24
-        rows.append({"what": f"{arch}: mean paper trial ({args.epochs_assumed} epochs), hours", "seconds": trial_hours * 3600,
+        rows.append({"what": f"{arch}: mean paper trial ({args.epochs_assumed} epochs)", "seconds": trial_hours * 3600,
                      "img_per_s": 1 / sec_per_img, "note": f"full grid for {arch}: {grid * cells} trials ≈ {total_days:,.0f} CPU-days here"})
     report("bench_paper_trial", rows, {"epochs_assumed": args.epochs_assumed})
 

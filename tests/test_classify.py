@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
-from safetensors.torch import load_file
 
 from svpgen import Classifier
 from svpgen.classify.models import build_classifier
@@ -70,6 +69,26 @@ def test_imbalance_strategies_run(splits, tmp_path, strategy):
         assert clf.config["deploy_prior"][0] > 0.99
         raw = torch.softmax(torch.from_numpy(clf.predict_logits(test.images[:10]) - clf.logit_offset), 1).numpy()
         assert (proba[:, 0] >= raw[:, 0] - 1e-9).all()
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_fold_batchnorm_keeps_outputs(arch):
+    import copy
+
+    from svpgen.classify.models import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = build_classifier(arch, 3).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(4, 1, 64, 64)
+    with torch.inference_mode():
+        ref = model(x)
+        folded = fold_batchnorm(copy.deepcopy(model))
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        torch.testing.assert_close(folded(x), ref, rtol=1e-3, atol=1e-3)
 
 
 def test_small_stem_and_resnet50_build():

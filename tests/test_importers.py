@@ -188,7 +188,6 @@ def test_killed_import_leaves_old_store(class_tree, tmp_path):
     import subprocess
     import sys
     import textwrap
-    import time
 
     ParticleStore.write(tmp_path / "out", import_source(class_tree, tmp_path / "first")[1].particles, {"command": "x"})
     script = textwrap.dedent(f"""

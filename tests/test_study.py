@@ -1,7 +1,6 @@
 """The smoke study end to end, killed mid-grid and resumed; the HTML report in Chromium."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess

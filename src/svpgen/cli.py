@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 
@@ -188,8 +187,8 @@ def generate(model, out, n, sampler, steps, seed, batch_size, device, trajectory
         model, out, n, sampler, steps, seed, batch_size, pick_device(device), trajectory, grid,
         "append" if append else "create", command_line(), keep,
     )
-    kept = store.provenance[-1].get("filtered_out", 0)
-    click.echo(f"generated {n} images with {sampler} in {seconds:.1f} s ({n / seconds:.2f} img/s), {kept} filtered out → {out} (store holds {len(store)})")
+    dropped = store.provenance[-1].get("filtered_out", 0)
+    click.echo(f"generated {n} images with {sampler} in {seconds:.1f} s ({n / seconds:.2f} img/s), {dropped} filtered out → {out} (store holds {len(store)})")
     for label, path in (("trajectory", trajectory), ("grid", grid)):
         if path:
             click.echo(f"{label}: {path}")

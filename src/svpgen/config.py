@@ -186,7 +186,7 @@ class StudyConfig:
     tune_protein: int = 400
     tune_minority: int = 100
     label_noise: float = 0.03  # simulated training pools; the evaluation set uses ground truth
-    sampler: str = "ddim"  # robust on briefly trained models; see diffusion/schedule.py
+    sampler: str = "ddim"  # fast samplers compared in benchmarks/bench_sampler_quality.py
     sampler_steps: int = 50
     audit: bool = True  # particle encoder, FID/KID per diffusion epoch, audit of generated images
     encoder_epochs: int = 3

@@ -49,3 +49,25 @@ def to_input(images_uint8: torch.Tensor) -> torch.Tensor:
 def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Pooled features before the classification head (the particle encoder's output)."""
     return model.forward_head(model.forward_features(x), pre_logits=True)
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold each eval-mode BatchNorm2d into the convolution before it (inference only),
+    keeping the module structure (``forward_features`` etc. still work)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    model.eval()
+    for module in list(model.modules()):
+        children = dict(module.named_children())
+        for name, child in children.items():
+            if not isinstance(child, nn.BatchNorm2d):
+                continue
+            if isinstance(module, nn.Sequential):
+                conv_name = str(int(name) - 1) if name.isdigit() and int(name) > 0 else None
+            else:
+                conv_name = "conv" + name[2:] if name.startswith("bn") else None
+            conv = children.get(conv_name)
+            if isinstance(conv, nn.Conv2d):
+                setattr(module, conv_name, fuse_conv_bn_eval(conv, child))
+                setattr(module, name, nn.Identity())
+    return model

@@ -23,7 +23,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -193,14 +193,6 @@ class ParticleStore:
 
     def select(self, label: str | Sequence[str] | None = None, source: str | Sequence[str] | None = None) -> Particles:
         return self.take(self.indices(label, source))
-
-    def iter_batches(self, batch_size: int, indices: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (indices, images) batches straight from the memmap."""
-        order = np.arange(len(self)) if indices is None else np.asarray(indices)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            contiguous = len(idx) and idx[-1] - idx[0] == len(idx) - 1
-            yield idx, np.asarray(self.images[idx[0] : idx[-1] + 1] if contiguous else self.images[idx])
 
     def counts(self) -> pd.DataFrame:
         """Particle counts per label × source."""

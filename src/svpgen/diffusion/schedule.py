@@ -3,9 +3,8 @@
 Training uses the paper's DDPM forward process: T = 1000 steps, linear betas
 1e-4 … 0.02, ε-prediction. Sampling offers the paper's ancestral ``ddpm`` sampler (all T
 steps), ``ddim`` (deterministic, default 50 steps) and ``dpmpp`` (DPM-Solver++ 2M,
-default 20 steps). On briefly trained models (the CPU ``quick`` preset) the second-order
-DPM-Solver++ extrapolates the ε-model's errors into saturated images, air bubbles worst;
-DDIM-50 stays robust, so the quick study samples with it (benchmarks/bench_sampler_quality.py). The paper's released code uses T = 500; ``timesteps`` makes that a
+default 20 steps, with x₀ thresholding: without it, samples of briefly trained models
+saturate to black/white). benchmarks/bench_sampler_quality.py compares their quality. The paper's released code uses T = 500; ``timesteps`` makes that a
 one-line change (``--timesteps 500``).
 """
 

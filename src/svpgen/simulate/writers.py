@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import tifffile
 from PIL import Image
 

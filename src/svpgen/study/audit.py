@@ -86,7 +86,8 @@ def run_audit(model_dir: str | Path, real_store: str | Path, out: str | Path, ex
     sample_grid({f"real {label}": real[:16], f"generated {label}": gen[:16]}, out / "real_vs_generated.png")
     _pairs_gallery(gen, train_images, memo["pixel_nearest"], memo["pixel_ratio"], out / "closest_pairs.png")
     histograms({c: (real_m[c].dropna().to_numpy(), gen_m[c].dropna().to_numpy()) for c in morph["feature"]}, out / "morphology.png")
-    lines = [f"# Generative audit: {label}", "", f"{m} generated ({sampler}{'-' + str(steps) if steps else ''}, {sample_seconds:.1f} s) vs {m} held-out real images.", "",
+    origin = f"from {generated_store}" if generated_store else f"{sampler}{'-' + str(steps) if steps else ''}, sampled in {sample_seconds:.1f} s"
+    lines = [f"# Generative audit: {label}", "", f"{m} generated images ({origin}) vs {m} held-out real images.", "",
              "| features | FID [95% CI] | KID | precision | recall |", "|---|---:|---:|---:|---:|"]
     for name, r in results["features"].items():
         lines.append(f"| {name} | {r['fid']:.2f} [{r['fid_ci95'][0]:.2f}, {r['fid_ci95'][1]:.2f}] | {r['kid']:.4f} | {r['precision']:.3f} | {r['recall']:.3f} |")

@@ -19,8 +19,6 @@ from svpgen.config import StudyConfig, preset
 from svpgen.data.store import ParticleStore
 from svpgen.errors import SvpgenError
 
-STAGES = ("data", "encoder", "diffusion", "generate", "audit", "grid", "evaluate", "report")
-
 
 class StudyLog:
     def __init__(self, out: Path, echo: Callable[[str], None] = print):
