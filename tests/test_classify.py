@@ -91,6 +91,18 @@ def test_fold_batchnorm_keeps_outputs(arch):
         torch.testing.assert_close(folded(x), ref, rtol=1e-3, atol=1e-3)
 
 
+def test_int8_inference_agrees_with_fp32(splits, tmp_path):
+    train, tune, test = splits
+    train_classifier(train, tune, tmp_path / "m", replace(SMOKE, epochs=2), progress=False)
+    fp32 = Classifier.load(tmp_path / "m")
+    ref = fp32.predict_proba(test.images)
+    q = Classifier.load(tmp_path / "m").quantize(train.images)
+    proba = q.predict_proba(test.images)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-9)
+    assert (proba.argmax(1) == ref.argmax(1)).mean() > 0.9
+    assert np.abs(proba - ref).mean() < 0.05
+
+
 def test_small_stem_and_resnet50_build():
     x = torch.zeros(2, 1, 64, 64)
     assert build_classifier("resnet18", 3, stem="small")(x).shape == (2, 3)

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from svpgen.checkpoint import load_weights, read_config
-from svpgen.classify.models import build_classifier, fold_batchnorm
+from svpgen.classify.models import build_classifier, fold_batchnorm, quantize_int8, to_input
 from svpgen.classify.train import predict_logits
 from svpgen.config import ClassifierConfig
 from svpgen.errors import SvpgenError
@@ -33,8 +33,18 @@ class LoadedClassifier:
         # inference only: BatchNorm folded into the convolutions (+2–5% img/s here)
         self.model = fold_batchnorm(model).to(device, memory_format=torch.channels_last).eval()
         self.device = device
+        self.int8 = False
         deploy = self.config.get("deploy_prior")
         self.logit_offset = None if deploy is None else np.log(np.asarray(deploy)) - np.log(np.asarray(self.config["train_prior"]))
+
+    def quantize(self, calibration_images: np.ndarray, n: int = 512) -> "LoadedClassifier":
+        """Switch to int8 inference, calibrated on up to ``n`` evenly spaced images (no labels)."""
+        images = _check(calibration_images)
+        idx = np.linspace(0, len(images) - 1, min(n, len(images))).round().astype(int)
+        x = to_input(torch.from_numpy(np.array(images[idx])))
+        self.model = quantize_int8(self.model, x)
+        self.int8 = True
+        return self
 
     def predict_logits(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         logits = predict_logits(self.model, _check(images), batch_size, self.device)
