@@ -33,7 +33,6 @@ class LoadedClassifier:
         # inference only: BatchNorm folded into the convolutions (+2–5% img/s here)
         self.model = fold_batchnorm(model).to(device, memory_format=torch.channels_last).eval()
         self.device = device
-        self.int8 = False
         deploy = self.config.get("deploy_prior")
         self.logit_offset = None if deploy is None else np.log(np.asarray(deploy)) - np.log(np.asarray(self.config["train_prior"]))
 
@@ -43,7 +42,6 @@ class LoadedClassifier:
         idx = np.linspace(0, len(images) - 1, min(n, len(images))).round().astype(int)
         x = to_input(torch.from_numpy(np.array(images[idx])))
         self.model = quantize_int8(self.model, x)
-        self.int8 = True
         return self
 
     def predict_logits(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:

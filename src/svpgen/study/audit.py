@@ -73,10 +73,12 @@ def run_audit(model_dir: str | Path, real_store: str | Path, out: str | Path, ex
     real, gen = real[:m], gen[:m]  # FID/KID/PR at equal, reported counts
     results: dict = {"model": str(model_dir), "label": label, "sampler": sampler, "steps": steps, "n": m,
                      "sample_seconds": sample_seconds, "features": {}}
+    gen_features = {}
     for ext in (extractor, PixelFeatures()):
-        rf, gf = ext(real), ext(gen)
-        results["features"][ext.name] = {**generative.fid_kid(rf, gf, bootstrap, seed), **generative.precision_recall(rf, gf)}
-    memo = generative.memorization(gen, train_images, extractor(gen), extractor(train_images))
+        rf, gen_features[ext.name] = ext(real), ext(gen)
+        results["features"][ext.name] = {**generative.fid_kid(rf, gen_features[ext.name], bootstrap, seed),
+                                         **generative.precision_recall(rf, gen_features[ext.name])}
+    memo = generative.memorization(gen, train_images, gen_features[extractor.name], extractor(train_images))
     results["memorization"] = {k: memo[k] for k in ("near_copy_fraction", "feature_near_copy_fraction", "copy_ratio", "typical_train_nn")}
     results["memorization"]["min_pixel_ratio"] = float(memo["pixel_ratio"].min())
     morph, real_m, gen_m = generative.morphology_comparison(real, gen)
