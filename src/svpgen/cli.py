@@ -75,10 +75,9 @@ def split(store: Path, out: Path, fractions: str, seed: int) -> None:
     """Split a store into disjoint parts (by image hash) under OUT/<name>."""
     from svpgen.data.splits import split_store
 
-    try:
-        parts = {k.strip(): float(v) for k, v in (item.split("=") for item in fractions.split(","))}
-    except ValueError:
-        raise SvpgenError(f"--fractions {fractions!r}: expected name=fraction,…") from None
+    from svpgen.config import parse_mapping
+
+    parts = parse_mapping(fractions, "--fractions", "train=0.8,test=0.2")
     for name, part in split_store(store, out, parts, seed).items():
         click.echo(f"{name:>10}: {len(part)} particles → {part.path}")
 
@@ -194,15 +193,6 @@ def generate(model, out, n, sampler, steps, seed, batch_size, device, trajectory
             click.echo(f"{label}: {path}")
 
 
-def _parse_prior(text: str | None) -> dict[str, float] | None:
-    if not text:
-        return None
-    try:
-        return {k.strip(): float(v) for k, v in (item.split("=") for item in text.split(","))}
-    except ValueError:
-        raise SvpgenError(f"--deploy-prior {text!r}: expected class=weight,… e.g. protein=1000,silicone_oil=1,air_bubble=1") from None
-
-
 @main.command("train-classifier")
 @click.argument("store", type=_existing("dir"))
 @click.argument("out", type=click.Path(path_type=Path))
@@ -225,15 +215,16 @@ def _parse_prior(text: str | None) -> dict[str, float] | None:
 def train_classifier_cmd(store, out, preset, arch, stem, pretrained, optimizer, lr, weight_decay, batch_size, epochs, patience, imbalance, deploy_prior, tune_store, seed, resume, device):
     """Train a ResNet particle classifier (early stopping on a tuning split)."""
     from svpgen.classify.run import run_train_classifier
+    from svpgen.config import parse_mapping, with_overrides
     from svpgen.config import preset as get_preset
-    from svpgen.config import with_overrides
     from svpgen.distributed import pick_device
 
+    prior = parse_mapping(deploy_prior, "--deploy-prior", "protein=1000,silicone_oil=1,air_bubble=1") if deploy_prior else None
     cfg = with_overrides(
         get_preset("classifier", preset), arch=arch, stem=stem, pretrained=pretrained, optimizer=optimizer, lr=lr,
         weight_decay=weight_decay, batch_size=batch_size, epochs=epochs, patience=patience, imbalance=imbalance, seed=seed,
     )
-    click.echo(run_train_classifier(store, out, cfg, tune_store, resume=resume, device=pick_device(device), deploy_prior=_parse_prior(deploy_prior)))
+    click.echo(run_train_classifier(store, out, cfg, tune_store, resume=resume, device=pick_device(device), deploy_prior=prior))
 
 
 @main.command()
@@ -367,6 +358,7 @@ def counts(predictions, out, export_dir, fluid_volume_ml, dilution, fill_volume_
     """Particle counts per mL / container by class and size, with USP <788> verdicts."""
     import pandas as pd
 
+    from svpgen.config import parse_mapping
     from svpgen.data.importers.flowcam import read_run_summary
     from svpgen.evaluate.counts import EXTRA_THRESHOLDS_UM, THRESHOLDS_UM, RunInfo, run_info_from_summary, write_counts_report
 
@@ -379,9 +371,11 @@ def counts(predictions, out, export_dir, fluid_volume_ml, dilution, fill_volume_
     if volume is None:
         raise SvpgenError("no fluid volume imaged: pass --fluid-volume-ml or --export with a FlowCam run summary")
     threshold = None
-    if min_confidence:
+    if min_confidence and "=" in min_confidence:
+        threshold = parse_mapping(min_confidence, "--min-confidence", "protein=0.9,silicone_oil=0.7")
+    elif min_confidence:
         try:
-            threshold = {k: float(v) for k, v in (i.split("=") for i in min_confidence.split(","))} if "=" in min_confidence else float(min_confidence)
+            threshold = float(min_confidence)
         except ValueError:
             raise SvpgenError(f"--min-confidence {min_confidence!r}: expected 0.8 or class=0.8,…") from None
     run = RunInfo(volume, dilution, fill_volume_ml, container_ml, method)

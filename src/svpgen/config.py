@@ -12,6 +12,14 @@ from svpgen.errors import SvpgenError
 PRESETS = ("smoke", "quick", "paper")
 
 
+def parse_mapping(text: str, option: str, example: str) -> dict[str, float]:
+    """Parse ``name=value,name=value`` (values as floats); a clear error names the option."""
+    try:
+        return {k.strip(): float(v) for k, v in (item.split("=") for item in text.split(","))}
+    except ValueError:
+        raise SvpgenError(f"{option} {text!r}: expected name=value,… e.g. {example}") from None
+
+
 @dataclass(frozen=True)
 class UNetConfig:
     """The paper's U-Net (diffusion/unet.py): dim 64, mults (1, 2, 4, 8)."""

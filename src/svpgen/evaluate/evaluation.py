@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from svpgen.classify.predict import LoadedClassifier, predictions_table
+from svpgen.config import parse_mapping
 from svpgen.atomic import write_csv, write_json, write_text
 from svpgen.data.store import ParticleStore
 from svpgen.errors import SvpgenError
@@ -18,9 +19,9 @@ def parse_prevalence(text: str | None, classes: list[str]) -> dict[str, float] |
     """'1000:1:1' (in the model's class order) or 'protein=1000,silicone_oil=1,…'."""
     if not text:
         return None
+    if "=" in text:
+        return parse_mapping(text, "--prevalence", "protein=1000,silicone_oil=1,air_bubble=1")
     try:
-        if "=" in text:
-            return {k.strip(): float(v) for k, v in (item.split("=") for item in text.split(","))}
         values = [float(v) for v in text.split(":")]
     except ValueError:
         raise SvpgenError(f"--prevalence {text!r}: expected e.g. 1000:1:1 or protein=1000,silicone_oil=1,air_bubble=1") from None
