@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+
+def shared_fixtures() -> Path | None:
+    """The project's real reference data (``../shared/fixtures`` beside the repository, or
+    ``$SVPGEN_FIXTURES``); None when this checkout has none."""
+    for candidate in (os.environ.get("SVPGEN_FIXTURES"), Path(__file__).resolve().parents[2] / "shared" / "fixtures"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_fixtures() -> Path:
+    path = shared_fixtures()
+    if path is None:
+        pytest.skip("real reference data not found (../shared/fixtures or $SVPGEN_FIXTURES)")
+    return path
 
 
 def particle_image(rng: np.random.Generator, h: int = 40, w: int = 48, dark: int = 80) -> np.ndarray:
@@ -80,3 +98,14 @@ def sim_store(tmp_path_factory) -> Path:
     sim = simulate({"protein": 60, "silicone_oil": 40, "air_bubble": 40}, seed=11, config=SimConfig(workers=1, label_noise=0.0))
     ParticleStore.write(path, sim.particles, provenance_record("test fixture", seed=11))
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke_classifier(sim_store, tmp_path_factory) -> Path:
+    """A smoke-preset classifier trained once per test session on ``sim_store``."""
+    from svpgen.classify.run import run_train_classifier
+    from svpgen.config import CLASSIFIER_PRESETS
+
+    out = tmp_path_factory.mktemp("models") / "smoke_classifier"
+    run_train_classifier(sim_store, out, CLASSIFIER_PRESETS["smoke"])
+    return out

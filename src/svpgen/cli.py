@@ -43,14 +43,15 @@ def _write_mode(append: bool, overwrite: bool) -> str:
 @click.option("--format", "fmt", type=click.Choice(["auto", "folder", "flowcam", "mfi"]), default="auto", show_default=True)
 @click.option("--fit", type=click.Choice(["crop", "pad"]), default="crop", show_default=True, help="centre-crop (paper) or pad with the median border value")
 @click.option("--drop-edge", is_flag=True, help="MFI: drop particles touching the frame edge (default: keep and flag)")
+@click.option("--label", help="give every particle this class (a run of a single-class sample, e.g. silicone_oil)")
 @click.option("--append", is_flag=True, help="add to an existing store")
 @click.option("--overwrite", is_flag=True, help="replace an existing store")
-def import_cmd(src: Path, out: Path, fmt: str, fit: str, drop_edge: bool, append: bool, overwrite: bool) -> None:
-    """Import a folder-per-class tree, a FlowCam export or an MFI export into a store."""
+def import_cmd(src: Path, out: Path, fmt: str, fit: str, drop_edge: bool, label: str | None, append: bool, overwrite: bool) -> None:
+    """Import a folder-per-class tree, a FlowCam run/library/CSV export or an MFI export."""
     from svpgen.data.importers import import_source
     from svpgen.data.store import command_line
 
-    store, result = import_source(src, out, fmt, fit, _write_mode(append, overwrite), drop_edge, command_line())
+    store, result = import_source(src, out, fmt, fit, _write_mode(append, overwrite), drop_edge, command_line(), label)
     click.echo(f"imported {len(result.particles)} particles ({result.format}) into {out} (store now holds {len(store)})")
     for reason, n in result.skip_counts().items():
         click.echo(f"  skipped {n:>6}  {reason}")

@@ -56,3 +56,29 @@ def canonical_label(name: str) -> str | None:
     name, ``"unknown"`` for unlabeled markers, or ``None`` when it is not recognised."""
     key = re.sub(r"[\s\-\.]+", "_", str(name).strip().lower())
     return _SYNONYMS.get(key)
+
+
+def label_from_name(name: str) -> str:
+    """The canonical class a free-form instrument class or library name stands for.
+
+    The whole name is tried first ("Silicone Oil" → silicone_oil); then its words and word
+    pairs ("SO droplets 2019" → silicone_oil, "Air bubbles (syringe)" → air_bubble). If the
+    words point at different classes, or at none, the answer is ``"unknown"``.
+    """
+    whole = canonical_label(name)
+    if whole is not None:
+        return whole
+    words = [w for w in re.split(r"[^0-9a-z]+", str(name).lower()) if w and not w.isdigit()]
+    found = set()
+    i = 0
+    while i < len(words):
+        pair = canonical_label("_".join(words[i : i + 2])) if i + 1 < len(words) else None
+        if pair not in (None, UNKNOWN):
+            found.add(pair)
+            i += 2
+            continue
+        single = canonical_label(words[i])
+        if single not in (None, UNKNOWN):
+            found.add(single)
+        i += 1
+    return found.pop() if len(found) == 1 else UNKNOWN

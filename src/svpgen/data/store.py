@@ -299,11 +299,39 @@ def concatenate(paths: Sequence[str | Path], out: str | Path, mode: WriteMode = 
     return ParticleStore.write(out, merged, record, mode=mode)
 
 
+def class_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per label: count, native crop size range (px), ESD range (µm), µm per pixel, and the
+    instrument's own class names (``vs_class``) when the import kept them."""
+
+    def span(values: pd.Series, fmt: str) -> str:
+        v = pd.to_numeric(values, errors="coerce").dropna()
+        if v.empty:
+            return "–"
+        lo, hi = v.min(), v.max()
+        return format(lo, fmt) if lo == hi else f"{lo:{fmt}}–{hi:{fmt}}"
+
+    rows = []
+    for label, g in table.groupby("label", sort=True):
+        row = {
+            "label": label,
+            "n": len(g),
+            "native px (h×w)": f"{span(g['native_h'], 'g')} × {span(g['native_w'], 'g')}",
+            "ESD µm": span(g["esd_um"], ".1f"),
+            "µm/px": span(g["pixel_um"], ".4g"),
+        }
+        if "vs_class" in g:
+            names = g["vs_class"].dropna().astype(str).value_counts()
+            row["instrument classes"] = ", ".join(f"{k} ({v})" for k, v in names.head(4).items()) + (" …" if len(names) > 4 else "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def describe(store: ParticleStore) -> str:
-    """The text `svpgen info` prints: counts per label × source, image size, provenance."""
+    """The text `svpgen info` prints: counts per label × source, per-class sizes and µm/px,
+    image size, provenance."""
     lines = [f"store       {store.path}", f"particles   {len(store)}", f"image size  {store.meta['image_size']}×{store.meta['image_size']} uint8"]
     if len(store):
-        lines += ["", store.counts().to_string()]
+        lines += ["", store.counts().to_string(), "", class_summary(store.table).to_string(index=False)]
     lines.append("")
     for i, rec in enumerate(store.provenance, 1):
         extra = {k: v for k, v in rec.items() if k not in ("command", "created", "package_version")}

@@ -1,39 +1,25 @@
-"""What every importer shares: the collector that preprocesses crops, records skipped
-inputs with their reason, and normalises instrument column names."""
+"""What every importer shares: the collector that preprocesses crops and records skipped
+inputs with their reason."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from svpgen.data.preprocess import FitMode, preprocess
+from svpgen.data.preprocess import IMAGE_SIZE, FitMode, preprocess
 from svpgen.data.store import Particles
 
 REPORT_COLUMNS = ("file", "row", "status", "reason", "id")
 
 
-def normalise_header(name: str) -> str:
-    """'Diameter (ESD) (µm)' → 'diameter_esd'; 'Image Height (px)' → 'image_height'.
-
-    Units in trailing parentheses are dropped, µ becomes u, case is folded, and
-    non-alphanumerics become underscores. '#' (MFI's particle number) becomes 'number'.
-    """
-    text = str(name).strip().replace("µ", "u").replace("μ", "u")
-    if text == "#":
-        return "number"
-    text = re.sub(r"\s*\((?:um|px|pixels|s|sec|%|um2|um\^2|mm|ml)\)\s*$", "", text, flags=re.IGNORECASE)
-    text = text.replace("#", " number ")
-    return re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")
-
-
 class Collector:
-    """Accumulates preprocessed crops and the import report for one import."""
+    """Accumulates preprocessed crops and the import report for one import. ``label``
+    (a canonical class) overrides every particle's label: a single-class sample's run."""
 
-    def __init__(self, fit: FitMode = "crop"):
-        self.fit = fit
+    def __init__(self, fit: FitMode = "crop", label: str | None = None):
+        self.fit, self.label = fit, label
         self.images: list[np.ndarray] = []
         self.rows: list[dict] = []
         self.report: list[dict] = []
@@ -43,6 +29,8 @@ class Collector:
         self.images.append(preprocess(gray8, fit=self.fit))
         row.setdefault("native_h", gray8.shape[0])
         row.setdefault("native_w", gray8.shape[1])
+        if self.label:
+            row["label"] = self.label
         self.rows.append(row)
         self.report.append({"file": str(file), "row": line, "status": "imported", "reason": note, "id": row["id"]})
 
@@ -51,7 +39,7 @@ class Collector:
 
     def particles(self, source: str = "real") -> Particles:
         table = pd.DataFrame(self.rows)
-        images = np.stack(self.images) if self.images else np.zeros((0, 64, 64), np.uint8)
+        images = np.stack(self.images) if self.images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
         extra = {c: table[c].to_numpy() for c in table.columns if c not in ("id", "label", "origin")}
         return Particles.from_arrays(
             images,

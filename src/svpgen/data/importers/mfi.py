@@ -11,43 +11,33 @@ kept and flagged in ``edge_particle`` unless ``drop_edge`` is set.
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from svpgen.data.classes import UNKNOWN, canonical_label
+from svpgen.data.classes import UNKNOWN, label_from_name
 from svpgen.data.images import IMAGE_SUFFIXES, ImageReadError, read_gray8
-from svpgen.data.importers.common import Collector, normalise_header
+from svpgen.data.importers.common import Collector
+from svpgen.data.importers.sniff import find_header_line, normalise_header
 from svpgen.errors import SvpgenError
 
-
-def find_header_line(path: Path, marker: str = "ECD") -> int | None:
-    """0-based index of the first line containing ``marker`` as a column name."""
-    with open(path, errors="replace") as fh:
-        for i, line in enumerate(fh):
-            if any(normalise_header(cell).startswith(marker.lower()) for cell in line.split(",")):
-                return i
-            if i > 500:
-                break
-    return None
+CLASS_COLUMNS = ("class", "classification", "particle_class", "label", "category")
 
 
-def read_mfi_csv(path: Path) -> pd.DataFrame:
-    """The particle table of an MFI CSV export, with normalised headers."""
-    start = find_header_line(path)
+def read_mfi_csv(path: Path) -> tuple[pd.DataFrame, int]:
+    """The particle table of an MFI CSV export, with normalised headers, and the 0-based
+    line of its header."""
+    start = find_header_line(path, "mfi")
     if start is None:
-        raise SvpgenError(f"{path}: no header line containing 'ECD' found; not an MFI export")
-    text = "".join(path.read_text(errors="replace").splitlines(keepends=True)[start:])
+        raise SvpgenError(f"{path}: no header line containing 'ECD' and MFI particle columns found; not an MFI export")
     try:
-        table = pd.read_csv(io.StringIO(text), skipinitialspace=True)
-    except pd.errors.ParserError as err:
+        table = pd.read_csv(path, skiprows=start, skipinitialspace=True, encoding_errors="replace")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise SvpgenError(f"{path}: malformed MFI table ({str(err).splitlines()[0][:80]})") from None
     table.columns = [normalise_header(c) for c in table.columns]
-    table = table.dropna(how="all")
-    return table
+    return table.dropna(how="all"), start
 
 
 def _index_images(root: Path) -> tuple[dict[int, Path], dict[tuple[int, int], Path], dict[int, Path]]:
@@ -70,22 +60,26 @@ def _index_images(root: Path) -> tuple[dict[int, Path], dict[tuple[int, int], Pa
     return by_number, by_frame_particle, frames
 
 
-def import_mfi(csv: Path, collector: Collector, drop_edge: bool = False, bit_depth: int | None = None) -> None:
-    """Import the particles of one MFI CSV export."""
-    table = read_mfi_csv(csv)
-    if "ecd" not in table.columns:
-        raise SvpgenError(f"{csv}: header has no ECD column")
+def import_mfi(csv: Path, collector: Collector, prefix: str, drop_edge: bool = False, bit_depth: int | None = None) -> None:
+    """Import the particles of one MFI CSV export; a class/label column (MVAS or a
+    lab's own) is kept in ``vs_class`` and mapped to a canonical label."""
+    table, header_line = read_mfi_csv(csv)
     by_number, by_fp, frames = _index_images(csv.parent)
     box_cols = ("x_left", "x_right", "y_top", "y_bottom")
     frame_cache: dict[int, np.ndarray] = {}
     for i, rec in enumerate(table.to_dict("records")):
-        line_no = i + 1
-        number = int(rec["number"]) if "number" in rec and not pd.isna(rec["number"]) else line_no
-        edge = bool(int(rec.get("edge_particle", 0) or 0))
+        line_no = header_line + i + 2  # 1-based file line
+        try:
+            number = int(rec["number"]) if "number" in rec and not pd.isna(rec["number"]) else i + 1
+            edge = bool(int(rec.get("edge_particle", 0) or 0))
+            key_fp = (int(rec.get("frame_number", -1)), int(rec.get("particle_number", -1)))
+            ecd = float(rec["ecd"])
+        except (TypeError, ValueError) as err:
+            collector.skip(csv, f"malformed row ({str(err)[:60]})", line_no)
+            continue
         if edge and drop_edge:
             collector.skip(csv, "edge particle (dropped)", line_no)
             continue
-        key_fp = (int(rec.get("frame_number", -1)), int(rec.get("particle_number", -1)))
         path = by_number.get(number) or by_fp.get(key_fp)
         try:
             if path is not None:
@@ -106,17 +100,18 @@ def import_mfi(csv: Path, collector: Collector, drop_edge: bool = False, bit_dep
         except ImageReadError as err:
             collector.skip(csv, str(err), line_no)
             continue
-        ecd = float(rec["ecd"])
-        area = float(rec.get("area", np.nan))
+        area = pd.to_numeric(rec.get("area", np.nan), errors="coerce")
         pixel_um = ecd / (2 * np.sqrt(area / np.pi)) if area and area > 0 else np.nan
-        label = canonical_label(rec.pop("class")) if "class" in rec else UNKNOWN
+        vs_class = next((rec.pop(k) for k in CLASS_COLUMNS if k in rec and not pd.isna(rec[k])), None)
         row = {
-            "id": f"{csv.stem}:{number}",
-            "label": label or UNKNOWN,
+            "id": f"{prefix}:{number}",
+            "label": label_from_name(vs_class) if vs_class is not None else UNKNOWN,
             "origin": origin,
             "pixel_um": pixel_um,
             "esd_um": ecd,
             "edge_particle": edge,
             **{k: v for k, v in rec.items() if k not in ("id", "label", "origin", "edge_particle")},
         }
+        if vs_class is not None:
+            row["vs_class"] = str(vs_class)
         collector.add(crop, row, csv, line_no, note="edge particle" if edge else "")
