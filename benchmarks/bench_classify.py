@@ -18,8 +18,7 @@ import torch
 from PIL import Image
 
 from common import forward_flops, matmul_peak_gflops, report
-from svpgen.classify.models import build_classifier, fold_batchnorm, quantize_int8, to_input
-from svpgen.classify.train import predict_logits
+from svpgen.classify.models import batched_outputs, build_classifier, fold_batchnorm, quantize_int8, to_input
 from svpgen.data.store import ParticleStore, provenance_record
 from svpgen.simulate import simulate
 
@@ -44,24 +43,24 @@ def store_rate(arch: str, store: ParticleStore, n: int, int8: bool = False) -> t
     flops = forward_flops(model, torch.zeros(256, 1, 64, 64).to(memory_format=torch.channels_last)) / 256
     if int8:
         model = quantize_int8(model, to_input(torch.from_numpy(np.array(store.images[:512]))))
-    predict_logits(model, np.asarray(store.images[:256]))  # warm-up
+    batched_outputs(model, np.asarray(store.images[:256]))  # warm-up
     start = time.perf_counter()
     for s in range(0, n, 4096):
-        predict_logits(model, store.images[s : min(n, s + 4096)], batch_size=256)
+        batched_outputs(model, store.images[s : min(n, s + 4096)], batch_size=256)
     rate = n / (time.perf_counter() - start)
     return rate, flops
 
 
 def int8_auprc(model_dir: Path, eval_store: Path, prevalence: dict) -> dict:
     """Macro AUPRC of fp32 vs int8 inference of one trained model on a labelled store."""
-    from svpgen.classify.predict import LoadedClassifier
+    from svpgen.classify.classifier import Classifier
     from svpgen.evaluate.metrics import classification_metrics, prevalence_weights
 
     store = ParticleStore(eval_store)
     truth = "true_label" if "true_label" in store.table else "label"
     out = {}
     for name in ("fp32", "int8"):
-        clf = LoadedClassifier(model_dir)
+        clf = Classifier.from_pretrained(model_dir, "cpu")
         if name == "int8":
             clf.quantize(store.images)
         y = np.array([clf.classes.index(c) for c in store.table[truth]])

@@ -14,9 +14,8 @@ import time
 import torch
 
 from common import forward_flops, matmul_peak_gflops, report
-from svpgen.config import DIFFUSION_PRESETS
-from svpgen.diffusion.sample import sample_images
-from svpgen.diffusion.train import load_generator_model
+from svpgen.diffusion.config import PRESETS as DIFFUSION_PRESETS
+from svpgen.diffusion.generator import Generator
 from svpgen.diffusion.unet import UNet
 
 
@@ -47,14 +46,11 @@ def main() -> None:
     args = ap.parse_args()
     peak = matmul_peak_gflops()
     rows = []
-    model, config = load_generator_model(args.model)
-    from svpgen.config import DiffusionConfig
-
-    schedule = DiffusionConfig.from_dict(config["diffusion"]).schedule
+    generator = Generator.from_pretrained(args.model, "cpu")
     for spec in args.samplers.split(","):
         name, steps = spec.split("-")
         start = time.perf_counter()
-        sample_images(model, schedule, args.n, name, int(steps), seed=0, batch_size=128, progress=True)
+        generator.sample(args.n, name, int(steps), seed=0, batch_size=128, progress=True)
         sec = time.perf_counter() - start
         rows.append({"what": f"generate {args.n} images, {spec} (quick model)", "seconds": sec, "rate": args.n * int(steps) / sec, "unit": "img-steps/s"})
     for label, preset, batch in (("paper U-Net", "paper", 8), ("quick U-Net", "quick", 32)):

@@ -18,8 +18,10 @@ from dataclasses import replace
 
 
 from common import report
-from svpgen.classify.train import predict_logits, train_classifier
-from svpgen.config import CLASSIFIER_PRESETS, STUDY_PRESETS
+from svpgen.classify.config import PRESETS as CLASSIFIER_PRESETS
+from svpgen.classify.models import batched_outputs
+from svpgen.classify.train import train_classifier
+from svpgen.study.config import PRESETS as STUDY_PRESETS
 from svpgen.simulate import simulate
 
 
@@ -53,9 +55,9 @@ def main() -> None:
 
         model = build_classifier(arch, 3).to(memory_format=torch.channels_last).eval()
         imgs = tune.images[:4096]
-        predict_logits(model, imgs[:256])
+        batched_outputs(model, imgs[:256])
         start = time.perf_counter()
-        predict_logits(model, imgs)
+        batched_outputs(model, imgs)
         infer[arch] = len(imgs) / (time.perf_counter() - start)
         rows.append({"what": f"{arch} inference on the 501,000-image evaluation set (extrapolated)", "seconds": 501_000 / infer[arch], "img_per_s": infer[arch]})
     grid = 126

@@ -31,7 +31,7 @@ def main() -> None:
     held_out = ParticleStore(args.study / "data" / "eval")
     rows = []
     for model_dir in sorted((args.study / "diffusion").iterdir()):
-        g = Generator.load(model_dir)
+        g = Generator.from_pretrained(model_dir)
         real = np.asarray(held_out.select(label=g.label).images[: args.n])
         real_f = encoder(real)
         for spec in args.samplers.split(","):

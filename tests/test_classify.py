@@ -1,5 +1,6 @@
 """Phase 2: classifier training, resume, imbalance strategies, inference, evaluate CLI."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -12,7 +13,7 @@ from svpgen import Classifier
 from svpgen.classify.models import build_classifier
 from svpgen.classify.train import train_classifier
 from svpgen.cli import main
-from svpgen.config import CLASSIFIER_PRESETS
+from svpgen.classify.config import PRESETS as CLASSIFIER_PRESETS
 from svpgen.data.store import ParticleStore
 from svpgen.simulate import SimConfig, simulate
 
@@ -21,30 +22,43 @@ SMOKE = CLASSIFIER_PRESETS["smoke"]
 
 @pytest.fixture(scope="module")
 def splits():
-    sim = simulate({"protein": 150, "silicone_oil": 150, "air_bubble": 150}, seed=21, config=SimConfig(workers=1, label_noise=0.0)).particles
+    """Small train / tune / test parts of a fresh simulation (not the session store)."""
+    sim = simulate({"protein": 40, "silicone_oil": 40, "air_bubble": 40}, seed=21, config=SimConfig(workers=1, label_noise=0.0)).particles
     rng = np.random.default_rng(0)
     order = rng.permutation(len(sim))
     take = lambda idx: type(sim)(sim.images[idx], sim.table.iloc[idx].reset_index(drop=True))  # noqa: E731
-    return take(order[:300]), take(order[300:360]), take(order[360:])
+    return take(order[:48]), take(order[48:72]), take(order[72:])
 
 
-def test_beats_chance_on_held_out(splits, tmp_path):
-    train, tune, test = splits
-    cfg = replace(SMOKE, epochs=3, lr=1e-3)
-    res = train_classifier(train, tune, tmp_path / "m", cfg, progress=False)
-    assert res.best_epoch >= 1
-    clf = Classifier.load(tmp_path / "m")
+def test_beats_chance_on_held_out(smoke_classifier, splits):
+    _, _, test = splits
+    clf = Classifier.load(smoke_classifier)
+    assert json.loads((smoke_classifier / "config.json").read_text())["best_epoch"] >= 1
     proba = clf.predict_proba(test.images)
     assert proba.shape == (len(test), 3)
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-9)
     acc = (clf.predict(test.images) == test.table["label"].to_numpy()).mean()
     assert acc > 0.5  # chance is 1/3
-    hist = pd.read_csv(tmp_path / "m" / "history.csv")
+    hist = pd.read_csv(smoke_classifier / "history.csv")
     assert {"train_loss", "tune_macro_auprc"} <= set(hist.columns)
+
+
+def test_save_and_reload_give_identical_outputs(smoke_classifier, splits, tmp_path):
+    _, _, test = splits
+    clf = Classifier.from_pretrained(smoke_classifier, "cpu")
+    clf.save_pretrained(tmp_path / "copy")
+    again = Classifier.from_pretrained(tmp_path / "copy", "cpu")
+    assert again.classes == clf.classes and again.config == clf.config and again.metadata == clf.metadata
+    for k, v in clf.model.state_dict().items():
+        assert torch.equal(v, again.model.state_dict()[k]), k
+    assert np.array_equal(clf.predict_proba(test.images), again.predict_proba(test.images))
+    assert np.array_equal(clf.embed(test.images), again.embed(test.images))
+    assert clf.embed(test.images).shape == (len(test), 512)
 
 
 def test_resume_continues_exactly(splits, tmp_path):
     train, tune, _ = splits
+    train = type(train)(train.images[:24], train.table.iloc[:24].reset_index(drop=True))
     cfg = replace(SMOKE, epochs=2, patience=10)
     train_classifier(train, tune, tmp_path / "full", cfg, progress=False)
     train_classifier(train, tune, tmp_path / "part", replace(cfg, epochs=1), progress=False)
@@ -66,7 +80,7 @@ def test_imbalance_strategies_run(splits, tmp_path, strategy):
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-9)
     if strategy == "logit-adjust":
         # the deployment prior (1000:1:1) must shift probability mass to protein
-        assert clf.config["deploy_prior"][0] > 0.99
+        assert clf.metadata["deploy_prior"][0] > 0.99
         raw = torch.softmax(torch.from_numpy(clf.predict_logits(test.images[:10]) - clf.logit_offset), 1).numpy()
         assert (proba[:, 0] >= raw[:, 0] - 1e-9).all()
 
@@ -91,12 +105,11 @@ def test_fold_batchnorm_keeps_outputs(arch):
         torch.testing.assert_close(folded(x), ref, rtol=1e-3, atol=1e-3)
 
 
-def test_int8_inference_agrees_with_fp32(splits, tmp_path):
-    train, tune, test = splits
-    train_classifier(train, tune, tmp_path / "m", replace(SMOKE, epochs=2), progress=False)
-    fp32 = Classifier.load(tmp_path / "m")
+def test_int8_inference_agrees_with_fp32(smoke_classifier, sim_store, splits):
+    _, _, test = splits
+    fp32 = Classifier.load(smoke_classifier)
     ref = fp32.predict_proba(test.images)
-    q = Classifier.load(tmp_path / "m").quantize(train.images)
+    q = Classifier.load(smoke_classifier).quantize(ParticleStore(sim_store).images)
     proba = q.predict_proba(test.images)
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-9)
     assert (proba.argmax(1) == ref.argmax(1)).mean() > 0.9
@@ -109,33 +122,30 @@ def test_small_stem_and_resnet50_build():
     assert build_classifier("resnet50", 4)(x).shape == (2, 4)
 
 
-def test_cli_train_classify_evaluate(sim_store, tmp_path):
+def test_cli_classify_evaluate(smoke_classifier, sim_store, tmp_path):
     runner = CliRunner()
-    res = runner.invoke(main, ["train-classifier", str(sim_store), str(tmp_path / "m"), "--preset", "smoke", "--epochs", "1"])
-    assert res.exit_code == 0, res.output
-    res = runner.invoke(main, ["classify", str(tmp_path / "m"), str(sim_store), "--out", str(tmp_path / "p.csv")])
+    res = runner.invoke(main, ["classify", str(smoke_classifier), str(sim_store), "--out", str(tmp_path / "p.csv")])
     assert res.exit_code == 0, res.output
     pred = pd.read_csv(tmp_path / "p.csv")
     assert len(pred) == len(ParticleStore(sim_store))
     assert {"id", "origin", "predicted", "p_protein", "p_silicone_oil", "p_air_bubble", "esd_um"} <= set(pred.columns)
-    res = runner.invoke(main, ["evaluate", str(tmp_path / "m"), str(sim_store), "--out", str(tmp_path / "ev"), "--prevalence", "1000:1:1", "--truth-column", "true_label"])
+    res = runner.invoke(main, ["evaluate", str(smoke_classifier), str(sim_store), "--out", str(tmp_path / "ev"), "--prevalence", "1000:1:1", "--truth-column", "true_label"])
     assert res.exit_code == 0, res.output
     for name in ("metrics.json", "metrics.md", "confusion_counts.png", "confusion_precision.png", "pr_curves.png", "misclassified.png"):
         assert (tmp_path / "ev" / name).exists(), name
-    res = runner.invoke(main, ["evaluate", str(tmp_path / "m"), str(sim_store), "--out", str(tmp_path / "ev2"), "--prevalence", "1:2"])
+    res = runner.invoke(main, ["evaluate", str(smoke_classifier), str(sim_store), "--out", str(tmp_path / "ev2"), "--prevalence", "1:2"])
     assert res.exit_code == 2 and "has 2 values for 3 classes" in res.output
 
 
-def test_classify_folder_and_flowcam_export(sim_store, tmp_path):
+def test_classify_folder_and_flowcam_export(smoke_classifier, tmp_path):
     from svpgen.simulate.writers import write_flowcam, write_folder
 
     runner = CliRunner()
-    assert runner.invoke(main, ["train-classifier", str(sim_store), str(tmp_path / "m"), "--preset", "smoke", "--epochs", "1"]).exit_code == 0
     sim = simulate({"protein": 12, "silicone_oil": 5, "air_bubble": 5}, seed=9, config=SimConfig(workers=1), keep_native=True)
     write_flowcam(sim, tmp_path / "fc")
     write_folder(sim, tmp_path / "folder")
     for src in ("fc", "folder"):
-        res = runner.invoke(main, ["classify", str(tmp_path / "m"), str(tmp_path / src), "--out", str(tmp_path / f"{src}.csv")])
+        res = runner.invoke(main, ["classify", str(smoke_classifier), str(tmp_path / src), "--out", str(tmp_path / f"{src}.csv")])
         assert res.exit_code == 0, res.output
         pred = pd.read_csv(tmp_path / f"{src}.csv")
         assert len(pred) == 22

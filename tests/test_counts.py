@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from svpgen.cli import main
-from svpgen.evaluate.counts import PARTICULATE, RunInfo, compliance, count_table, poisson_ci, run_info_from_summary
+from svpgen.qc.counts import PARTICULATE, RunInfo, compliance, count_table, poisson_ci, run_info_from_summary
 
 
 def run_frame():

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from svpgen import Generator
 from svpgen.cli import main
-from svpgen.config import DIFFUSION_PRESETS
+from svpgen.diffusion.config import PRESETS as DIFFUSION_PRESETS
 from svpgen.data.store import ParticleStore
 from svpgen.diffusion import train as train_mod
 from svpgen.data.augment import dihedral
@@ -26,24 +26,22 @@ from svpgen.errors import SvpgenError
 SMOKE = DIFFUSION_PRESETS["smoke"]
 
 
-def test_loss_falls_and_artefacts(sim_store, tmp_path):
-    cfg = replace(SMOKE, epochs=8)
-    train_diffusion(sim_store, tmp_path / "m", "silicone_oil", cfg, progress=False)
-    metrics = pd.read_csv(tmp_path / "m" / "metrics.csv")
+def test_loss_falls_and_artefacts(smoke_generator):
+    metrics = pd.read_csv(smoke_generator / "metrics.csv")
     assert list(metrics["epoch"]) == list(range(1, 9))
     assert metrics["loss"].iloc[-2:].mean() < 0.8 * metrics["loss"].iloc[0]
     for name in ("model.safetensors", "config.json", "training_state.pt", "loss.png"):
-        assert (tmp_path / "m" / name).exists(), name
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
+        assert (smoke_generator / name).exists(), name
+    config = json.loads((smoke_generator / "config.json").read_text())
     assert config["label"] == "silicone_oil" and config["trained_epochs"] == 8
-    state = torch.load(tmp_path / "m" / "training_state.pt", weights_only=True)
+    state = torch.load(smoke_generator / "training_state.pt", weights_only=True)
     assert state["epoch"] == 8
 
 
 def test_resume_reaches_same_weights(sim_store, tmp_path):
-    cfg = replace(SMOKE, epochs=4, checkpoint_every=1)
+    cfg = replace(SMOKE, epochs=2, checkpoint_every=1, max_images=16)
     train_diffusion(sim_store, tmp_path / "full", "air_bubble", cfg, progress=False)
-    train_diffusion(sim_store, tmp_path / "part", "air_bubble", replace(cfg, epochs=2), progress=False)
+    train_diffusion(sim_store, tmp_path / "part", "air_bubble", replace(cfg, epochs=1), progress=False)
     with pytest.raises(SvpgenError, match="already holds a training run"):
         train_diffusion(sim_store, tmp_path / "part", "air_bubble", cfg, progress=False)
     train_diffusion(sim_store, tmp_path / "part", "air_bubble", cfg, resume=True, progress=False)
@@ -52,7 +50,7 @@ def test_resume_reaches_same_weights(sim_store, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
-    assert len(pd.read_csv(tmp_path / "part" / "metrics.csv")) == 4
+    assert len(pd.read_csv(tmp_path / "part" / "metrics.csv")) == 2
 
 
 def test_nan_loss_stops_with_checkpoint_kept(sim_store, tmp_path, monkeypatch):
@@ -90,9 +88,22 @@ def test_dihedral_is_a_symmetry():
     assert not torch.equal(x, y)
 
 
-def test_sampling_deterministic_and_generate_cli(sim_store, tmp_path):
-    train_diffusion(sim_store, tmp_path / "m", "silicone_oil", SMOKE, progress=False)
-    g = Generator.load(tmp_path / "m")
+def test_save_and_reload_give_identical_outputs(smoke_generator, tmp_path):
+    g = Generator.from_pretrained(smoke_generator, "cpu")
+    g.save_pretrained(tmp_path / "copy")
+    again = Generator.from_pretrained(tmp_path / "copy", "cpu")
+    assert again.label == g.label and again.config == g.config and again.metadata == g.metadata
+    for k, v in g.unet.state_dict().items():
+        assert torch.equal(v, again.unet.state_dict()[k]), k
+    assert np.array_equal(g.sample(2, "ddim", 3, seed=5), again.sample(2, "ddim", 3, seed=5))
+    x, t = torch.randn(2, 1, 64, 64), torch.tensor([10, 500])
+    with torch.no_grad():
+        assert torch.equal(g.unet(x, t), again.unet(x, t))
+    assert g.config.sampler == "dpmpp" and len(g.scheduler.timesteps) == g.config.sampler_steps  # the recommended sampler
+
+
+def test_sampling_deterministic_and_generate_cli(smoke_generator, tmp_path):
+    g = Generator.load(smoke_generator)
     a = g.sample(3, sampler="ddim", steps=4, seed=1)
     b = g.sample(3, sampler="ddim", steps=4, seed=1)
     c = g.sample(3, sampler="ddim", steps=4, seed=2)
@@ -101,7 +112,7 @@ def test_sampling_deterministic_and_generate_cli(sim_store, tmp_path):
     d = g.sample(2, sampler="dpmpp", steps=3, seed=0)
     assert d.shape == (2, 64, 64)
     res = CliRunner().invoke(main, [
-        "generate", str(tmp_path / "m"), str(tmp_path / "gen"), "--n", "5", "--sampler", "ddim", "--steps", "3",
+        "generate", str(smoke_generator), str(tmp_path / "gen"), "--n", "5", "--sampler", "ddim", "--steps", "3",
         "--seed", "4", "--trajectory", str(tmp_path / "strip.png"), "--grid", str(tmp_path / "grid.png"),
     ])
     assert res.exit_code == 0, res.output
@@ -116,6 +127,7 @@ def test_unet_paper_size_parameter_count():
     assert 35e6 < n < 36.5e6  # the paper's dim 64, mults (1, 2, 4, 8) U-Net
 
 
+@pytest.mark.slow
 def test_torchrun_ddp_two_cpu_processes(sim_store, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [

@@ -1,6 +1,5 @@
 """Generative quality: FID/KID/PR behave on controlled sets; memorization finds planted copies."""
 
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -73,22 +72,14 @@ def test_morphology_comparison_detects_difference(sim_store):
     assert diff.set_index("feature")["ks"]["mean_intensity"] > same.set_index("feature")["ks"]["mean_intensity"]
 
 
-def test_audit_cli_and_fid_training_hook(sim_store, tmp_path):
-    from svpgen.config import DIFFUSION_PRESETS
-    from svpgen.diffusion.train import train_diffusion
-    from svpgen.study.audit import fid_eval_hook
-
+def test_fid_training_hook_and_audit_cli(smoke_generator, smoke_classifier, sim_store, tmp_path):
+    metrics = pd.read_csv(smoke_generator / "metrics.csv").set_index("epoch")
+    assert metrics.loc[[4, 8], "fid"].notna().all() and (metrics.loc[[4, 8], "fid"] > 0).all() and "kid" in metrics
+    assert metrics.loc[[1, 2, 3], "fid"].isna().all()
+    assert (smoke_generator / "fid.png").exists()
     runner = CliRunner()
-    res = runner.invoke(main, ["train-encoder", str(sim_store), str(tmp_path / "enc"), "--epochs", "1"])
-    assert res.exit_code == 0, res.output
-    cfg = replace(DIFFUSION_PRESETS["smoke"], fid_epochs=(1, 2), fid_samples=12, eval_steps=3)
-    hook = fid_eval_hook(sim_store, "silicone_oil", tmp_path / "enc", cfg)
-    train_diffusion(sim_store, tmp_path / "m", "silicone_oil", cfg, eval_hook=hook, progress=False)
-    metrics = pd.read_csv(tmp_path / "m" / "metrics.csv")
-    assert metrics["fid"].notna().all() and (metrics["fid"] > 0).all() and "kid" in metrics
-    assert (tmp_path / "m" / "fid.png").exists()
-    res = runner.invoke(main, ["audit", str(tmp_path / "m"), str(sim_store), "--out", str(tmp_path / "audit"),
-                               "--encoder", str(tmp_path / "enc"), "--n", "12", "--steps", "3", "--bootstrap", "3"])
+    args = ["--encoder", str(smoke_classifier), "--n", "12", "--steps", "3", "--bootstrap", "3"]
+    res = runner.invoke(main, ["audit", str(smoke_generator), str(sim_store), "--out", str(tmp_path / "audit"), *args])
     # the fixture store is also the training store: fewer than 10 held-out images remain
     assert res.exit_code == 2 and "held-out" in res.output
     from svpgen.data.store import ParticleStore, provenance_record
@@ -96,13 +87,21 @@ def test_audit_cli_and_fid_training_hook(sim_store, tmp_path):
 
     held = simulate({"silicone_oil": 30}, seed=99, config=SimConfig(workers=1, label_noise=0)).particles
     ParticleStore.write(tmp_path / "held", held, provenance_record("held-out"))
-    res = runner.invoke(main, ["audit", str(tmp_path / "m"), str(tmp_path / "held"), "--out", str(tmp_path / "audit"),
-                               "--encoder", str(tmp_path / "enc"), "--n", "12", "--steps", "3", "--bootstrap", "3"])
+    res = runner.invoke(main, ["audit", str(smoke_generator), str(tmp_path / "held"), "--out", str(tmp_path / "audit"), *args])
     import traceback
     assert res.exit_code == 0, "".join(traceback.format_exception(*res.exc_info)) if res.exc_info else res.output
     for name in ("audit.json", "audit.md", "real_vs_generated.png", "closest_pairs.png", "morphology.png"):
         assert (tmp_path / "audit" / name).exists(), name
     assert "particle-encoder" in res.output and "pixels16" in res.output and "near-copies" in res.output
+
+
+def test_train_encoder_cli(sim_store, tmp_path):
+    from svpgen import Classifier
+
+    res = CliRunner().invoke(main, ["train-encoder", str(sim_store), str(tmp_path / "enc"), "--epochs", "1", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    enc = Classifier.from_pretrained(tmp_path / "enc", "cpu")
+    assert enc.config.imbalance == "oversample" and enc.embed(np.zeros((2, 64, 64), np.uint8)).shape == (2, 512)
 
 
 def test_pixel_features_shape():

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from svpgen.config import STUDY_PRESETS, load_study_config
+from svpgen.study.config import PRESETS as STUDY_PRESETS
+from svpgen.study.config import load_study_config
 from svpgen.study.datasets import table1_counts
 from svpgen.study.grid import study_trials
 
@@ -36,6 +37,7 @@ def _study_cmd(out: Path, config: Path) -> list[str]:
     return [sys.executable, "-m", "svpgen.cli", "study", "--preset", "smoke", "--config", str(config), "--out", str(out), "--device", "cpu"]
 
 
+@pytest.mark.slow
 def test_smoke_study_killed_mid_grid_resumes(tmp_path):
     config = tmp_path / "study.json"
     config.write_text(json.dumps({"grid": {"optimizer": ["adam"], "lr": [1e-3, 1e-4], "weight_decay": [1e-4], "batch_size": [16, 32]}}))
@@ -106,6 +108,7 @@ def test_study_refuses_changed_settings(tmp_path):
         run_study(STUDY_PRESETS["smoke"], out, echo=lambda s: None)
 
 
+@pytest.mark.slow
 def test_grid_on_ray_local_cluster_matches_local_runner(tmp_path):
     """The same smoke trials on a 2-worker local Ray cluster; the local runner then finds
     them done (shared run folders + done markers)."""

@@ -27,15 +27,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
 
 def write_json(path: str | Path, data: dict) -> None:
+    """Write a JSON file (indented) atomically."""
     write_text(path, json.dumps(data, indent=2, default=str))
 
 
 def write_csv(path: str | Path, rows: list[dict] | pd.DataFrame) -> None:
+    """Write rows (or a DataFrame) as CSV atomically."""
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)

@@ -1,4 +1,4 @@
-"""Model artefacts (DESIGN.md): ``model.safetensors`` + ``config.json`` (+ ``training_state.pt``
+"""Model artefacts: ``model.safetensors`` + ``config.json`` (+ ``training_state.pt``
 for resume, loaded with ``weights_only=True``). Every file is written atomically."""
 
 from __future__ import annotations
@@ -13,23 +13,27 @@ from svpgen.errors import SvpgenError
 
 
 def save_weights(state_dict: dict, path: Path) -> None:
+    """Tensors → ``safetensors`` file (contiguous CPU copies), atomically."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, tmp)
 
 
 def load_weights(path: Path) -> dict:
+    """A ``safetensors`` file → state dict; a clear error when missing."""
     if not path.is_file():
         raise SvpgenError(f"{path}: missing model weights")
     return load_file(path)
 
 
 def save_state(state: dict, path: Path) -> None:
+    """A resumable training state (tensors, numbers, lists) via ``torch.save``, atomically."""
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
 def load_state(path: Path) -> dict:
+    """A training state saved by :func:`save_state`, loaded with ``weights_only=True``."""
     if not path.is_file():
         raise SvpgenError(f"{path}: no training state to resume from")
     return torch.load(path, map_location="cpu", weights_only=True)
@@ -43,6 +47,7 @@ def save_artefact(out: Path, weights: dict, config: dict) -> None:
 
 
 def read_config(path: Path) -> dict:
+    """The ``config.json`` of a model directory; a clear error when absent or unreadable."""
     import json
 
     cfg_path = Path(path) / "config.json"

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
+from svpgen.device import DEVICES
 from svpgen.errors import SvpgenError
+from svpgen.presets import NAMES as PRESET_NAMES
 
 
 class _Group(click.Group):
@@ -23,6 +25,14 @@ class _Group(click.Group):
 
 def _existing(kind: str = "path"):
     return click.Path(exists=True, path_type=Path, dir_okay=kind != "file", file_okay=kind != "dir")
+
+
+def _preset_option(default: str = "quick"):
+    return click.option("--preset", type=click.Choice(PRESET_NAMES), default=default, show_default=True)
+
+
+def _device_option():
+    return click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 
 
 @click.group(cls=_Group)
@@ -61,7 +71,7 @@ def import_cmd(src: Path, out: Path, fmt: str, fit: str, drop_edge: bool, label:
 @main.command()
 @click.argument("store", type=_existing("dir"))
 def info(store: Path) -> None:
-    """Counts per label × source, image size and provenance of a store."""
+    """Counts per label × source, per-class sizes and µm/px, image size and provenance."""
     from svpgen.data.store import ParticleStore, describe
 
     click.echo(describe(ParticleStore(store)))
@@ -75,8 +85,7 @@ def info(store: Path) -> None:
 def split(store: Path, out: Path, fractions: str, seed: int) -> None:
     """Split a store into disjoint parts (by image hash) under OUT/<name>."""
     from svpgen.data.splits import split_store
-
-    from svpgen.config import parse_mapping
+    from svpgen.options import parse_mapping
 
     parts = parse_mapping(fractions, "--fractions", "train=0.8,test=0.2")
     for name, part in split_store(store, out, parts, seed).items():
@@ -114,15 +123,14 @@ def simulate(out, protein, silicone_oil, air_bubble, glass, fiber, seed, fmt, la
     from svpgen.simulate.run import run_simulate
 
     counts = {"protein": protein, "silicone_oil": silicone_oil, "air_bubble": air_bubble, "glass": glass, "fiber": fiber}
-    summary = run_simulate(out, counts, seed, fmt, label_noise, pixel_um, workers, preview)
-    click.echo(summary)
+    click.echo(run_simulate(out, counts, seed, fmt, label_noise, pixel_um, workers, preview))
 
 
 @main.command("train-diffusion")
 @click.argument("store", type=_existing("dir"))
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--label", required=True, help="the class to model, e.g. silicone_oil")
-@click.option("--preset", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True)
+@_preset_option()
 @click.option("--epochs", type=int, help="override the preset's epochs")
 @click.option("--batch-size", type=int)
 @click.option("--lr", type=float)
@@ -134,24 +142,21 @@ def simulate(out, protein, silicone_oil, air_bubble, glass, fiber, seed, fmt, la
 @click.option("--encoder", type=click.Path(path_type=Path), help="particle-encoder model dir for FID (default: none → skipped)")
 @click.option("--seed", type=int)
 @click.option("--resume", is_flag=True, help="continue from OUT/training_state.pt")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_device_option()
 def train_diffusion_cmd(store, out, label, preset, epochs, batch_size, lr, max_images, loss, timesteps, checkpoint_every, fid, encoder, seed, resume, device):
     """Train the paper's DDPM on one class's real images."""
-    from svpgen.data.classes import canonical_label
     from svpgen.diffusion.run import run_train_diffusion
 
-    canon = canonical_label(label)
-    if canon is None or canon == "unknown":
-        raise SvpgenError(f"--label {label!r} is not a particle class")
-    factory = None
-    if fid and encoder:
-        from functools import partial
+    def fid_hook_factory(canon_label, cfg):
+        from svpgen.diffusion.train import load_training_images
+        from svpgen.evaluate.audit import fid_hook
+        from svpgen.evaluate.features import EncoderFeatures
 
-        from svpgen.study.audit import fid_eval_hook
+        real = load_training_images(store, canon_label, cfg.max_images, cfg.seed)
+        return fid_hook(real, EncoderFeatures(encoder, device=device), cfg.fid_samples)
 
-        factory = partial(fid_eval_hook, store, canon, encoder)
     click.echo(run_train_diffusion(
-        store, out, canon, preset, resume, device, factory,
+        store, out, label, preset, resume, device, fid_hook_factory if (fid and encoder) else None,
         epochs=epochs, batch_size=batch_size, lr=lr, max_images=max_images, loss=loss,
         timesteps=timesteps, checkpoint_every=checkpoint_every, seed=seed,
     ))
@@ -161,11 +166,11 @@ def train_diffusion_cmd(store, out, label, preset, epochs, batch_size, lr, max_i
 @click.argument("model", type=_existing("dir"))
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--n", "n", type=int, required=True, help="number of images")
-@click.option("--sampler", type=click.Choice(["ddpm", "ddim", "dpmpp"]), default="dpmpp", show_default=True)
-@click.option("--steps", type=int, help="sampling steps (default: ddpm all T, ddim 50, dpmpp 20)")
+@click.option("--sampler", type=click.Choice(["ddpm", "ddim", "dpmpp"]), help="default: the model's recommended sampler")
+@click.option("--steps", type=int, help="sampling steps (default: the model's; ddpm all T, ddim 50, dpmpp 20)")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--batch-size", default=64, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_device_option()
 @click.option("--trajectory", type=click.Path(path_type=Path), help="save the denoising strip PNG (paper Fig. 2)")
 @click.option("--grid", type=click.Path(path_type=Path), help="save a sample grid PNG")
 @click.option("--append", is_flag=True, help="add to an existing store")
@@ -174,30 +179,31 @@ def generate(model, out, n, sampler, steps, seed, batch_size, device, trajectory
     """Sample a trained diffusion model into a store (source=generated)."""
     from svpgen.data.store import command_line
     from svpgen.diffusion.generate import generate_to_store
-    from svpgen.distributed import pick_device
+    from svpgen.diffusion.generator import Generator
 
     if n < 1:
         raise SvpgenError(f"--n must be ≥ 1 (got {n})")
+    generator = Generator.from_pretrained(model, device)
     keep = None
     if filter_against:
-        from svpgen.study.audit import generation_filter
+        from svpgen.evaluate.audit import generation_filter
 
-        keep = generation_filter(model, filter_against)
+        keep = generation_filter(generator, filter_against)
     store, seconds = generate_to_store(
-        model, out, n, sampler, steps, seed, batch_size, pick_device(device), trajectory, grid,
-        "append" if append else "create", command_line(), keep,
+        generator, out, n, sampler, steps, seed, batch_size, trajectory, grid, "append" if append else "create", command_line(), keep,
     )
-    dropped = store.provenance[-1].get("filtered_out", 0)
-    click.echo(f"generated {n} images with {sampler} in {seconds:.1f} s ({n / seconds:.2f} img/s), {dropped} filtered out → {out} (store holds {len(store)})")
-    for label, path in (("trajectory", trajectory), ("grid", grid)):
+    record = store.provenance[-1]
+    click.echo(f"generated {n} images with {record['sampler']} in {seconds:.1f} s ({n / seconds:.2f} img/s), "
+               f"{record.get('filtered_out', 0)} filtered out → {out} (store holds {len(store)})")
+    for name, path in (("trajectory", trajectory), ("grid", grid)):
         if path:
-            click.echo(f"{label}: {path}")
+            click.echo(f"{name}: {path}")
 
 
 @main.command("train-classifier")
 @click.argument("store", type=_existing("dir"))
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--preset", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True)
+@_preset_option()
 @click.option("--arch", type=click.Choice(["resnet18", "resnet50"]))
 @click.option("--stem", type=click.Choice(["standard", "small"]), help="standard (paper) or small-image stem")
 @click.option("--pretrained", type=click.Path(exists=True, dir_okay=False), help="local timm weights file")
@@ -212,20 +218,20 @@ def generate(model, out, n, sampler, steps, seed, batch_size, device, trajectory
 @click.option("--tune", "tune_store", type=_existing("dir"), help="tuning store (default: a hash-disjoint 15%% of STORE)")
 @click.option("--seed", type=int)
 @click.option("--resume", is_flag=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_device_option()
 def train_classifier_cmd(store, out, preset, arch, stem, pretrained, optimizer, lr, weight_decay, batch_size, epochs, patience, imbalance, deploy_prior, tune_store, seed, resume, device):
     """Train a ResNet particle classifier (early stopping on a tuning split)."""
+    from svpgen.classify.config import ClassifierConfig
     from svpgen.classify.run import run_train_classifier
-    from svpgen.config import parse_mapping, with_overrides
-    from svpgen.config import preset as get_preset
-    from svpgen.distributed import pick_device
+    from svpgen.device import resolve_device
+    from svpgen.options import parse_mapping, with_overrides
 
     prior = parse_mapping(deploy_prior, "--deploy-prior", "protein=1000,silicone_oil=1,air_bubble=1") if deploy_prior else None
     cfg = with_overrides(
-        get_preset("classifier", preset), arch=arch, stem=stem, pretrained=pretrained, optimizer=optimizer, lr=lr,
+        ClassifierConfig.from_preset(preset), arch=arch, stem=stem, pretrained=pretrained, optimizer=optimizer, lr=lr,
         weight_decay=weight_decay, batch_size=batch_size, epochs=epochs, patience=patience, imbalance=imbalance, seed=seed,
     )
-    click.echo(run_train_classifier(store, out, cfg, tune_store, resume=resume, device=pick_device(device), deploy_prior=prior))
+    click.echo(run_train_classifier(store, out, cfg, tune_store, resume=resume, device=resolve_device(device), deploy_prior=prior))
 
 
 @main.command()
@@ -233,22 +239,13 @@ def train_classifier_cmd(store, out, preset, arch, stem, pretrained, optimizer, 
 @click.argument("input_path", metavar="INPUT", type=_existing())
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="predictions CSV")
 @click.option("--batch-size", default=512, show_default=True)
-@click.option("--int8", is_flag=True, help="int8 CPU inference, calibrated on 512 of the input images (~3.6× faster; check with bench_classify)")
-def classify(model, input_path, out, batch_size, int8):
+@click.option("--int8", is_flag=True, help="int8 CPU inference, calibrated on 512 of the input images (~3.4× faster; check with bench_classify)")
+@_device_option()
+def classify(model, input_path, out, batch_size, int8, device):
     """Classify a store, a folder of images or an instrument export."""
-    import time
+    from svpgen.classify.predict import classify_input
 
-    from svpgen.atomic import write_csv
-    from svpgen.classify.predict import LoadedClassifier, load_input, predictions_table
-
-    start = time.perf_counter()
-    clf = LoadedClassifier(model)
-    images, table, kind = load_input(input_path)
-    if int8:
-        clf.quantize(images)
-    pred = predictions_table(clf, images, table, batch_size, progress=True)
-    write_csv(out, pred)
-    seconds = time.perf_counter() - start
+    pred, kind, seconds = classify_input(model, input_path, out, batch_size, int8, device)
     click.echo(f"classified {len(pred):,} particles ({kind}) in {seconds:.1f} s → {out}")
     for label, n in pred["predicted"].value_counts().items():
         click.echo(f"  {label:>13}: {n:,}")
@@ -274,17 +271,19 @@ def evaluate(model, store, out, prevalence, truth_column):
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--epochs", default=5, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-def train_encoder(store, out, epochs, seed):
+@_device_option()
+def train_encoder(store, out, epochs, seed, device):
     """Train the particle encoder (a ResNet-18 on real images of every class, balanced by
     oversampling) whose penultimate features feed FID/KID/precision/recall."""
-    from dataclasses import replace
+    from svpgen.classify.run import labelled, split_train_tune
+    from svpgen.data.store import ParticleStore
+    from svpgen.device import resolve_device
+    from svpgen.evaluate.encoder import train_particle_encoder
 
-    from svpgen.classify.run import run_train_classifier
-    from svpgen.config import preset as get_preset
-    from svpgen.distributed import pick_device
-
-    cfg = replace(get_preset("classifier", "quick"), epochs=epochs, imbalance="oversample", seed=seed)
-    click.echo(run_train_classifier(store, out, cfg, device=pick_device("auto"), real_only=True))
+    train, tune = split_train_tune(labelled(ParticleStore(store), real_only=True), 0.15, seed)
+    res = train_particle_encoder(train, tune, out, epochs, seed, device=resolve_device(device))
+    click.echo(f"particle encoder: {len(train)} real images, best epoch {res.best_epoch} of {res.epochs_run}, "
+               f"tuning macro AUPRC {res.best_score:.3f} → {out}")
 
 
 @main.command()
@@ -296,38 +295,40 @@ def train_encoder(store, out, epochs, seed):
 @click.option("--feature-arch", help="timm architecture for --features timm (e.g. resnet50 for SwAV, vit_small_patch14_dinov2)")
 @click.option("--feature-weights", type=click.Path(exists=True, dir_okay=False), help="local weights file for timm/inception features")
 @click.option("--n", "n", default=200, show_default=True, help="generated images (FID/KID/PR use min(n, held-out real))")
-@click.option("--sampler", type=click.Choice(["ddpm", "ddim", "dpmpp"]), default="dpmpp", show_default=True)
+@click.option("--sampler", type=click.Choice(["ddpm", "ddim", "dpmpp"]), help="default: the model's recommended sampler")
 @click.option("--steps", type=int)
 @click.option("--generated", type=_existing("dir"), help="audit this generated store instead of sampling")
 @click.option("--bootstrap", default=30, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-def audit(model, real_store, out, features, encoder, feature_arch, feature_weights, n, sampler, steps, generated, bootstrap, seed):
+@_device_option()
+def audit(model, real_store, out, features, encoder, feature_arch, feature_weights, n, sampler, steps, generated, bootstrap, seed, device):
     """Is a generated particle good enough? FID/KID (+CI), precision/recall, memorization, morphology."""
+    from svpgen.diffusion.generator import Generator
+    from svpgen.evaluate.audit import run_audit
     from svpgen.evaluate.features import make_extractor
-    from svpgen.study.audit import run_audit
 
     extractor = make_extractor(features, encoder, feature_weights, feature_arch)
-    run_audit(model, real_store, out, extractor, n, sampler, steps, seed, generated, bootstrap)
+    run_audit(Generator.from_pretrained(model, device), real_store, out, extractor, n, sampler, steps, seed, generated, bootstrap)
     click.echo((out / "audit.md").read_text())
     click.echo(f"written: {out}/audit.json, audit.md, real_vs_generated.png, closest_pairs.png, morphology.png")
 
 
 @main.command()
-@click.option("--preset", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True)
+@_preset_option()
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="JSON of study settings overriding the preset")
 @click.option("--data", type=_existing("dir"), help="a labelled store to use instead of simulated data")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/study"), show_default=True)
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="grid runner (ray: local cluster or RAY_ADDRESS)")
 @click.option("--workers", default=2, show_default=True, help="parallel Ray trials")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_device_option()
 def study(preset, config_file, data, out, backend, workers, device):
     """The whole study (simulate → diffusion → generate → grid → evaluate → report), resumable."""
-    from svpgen.config import load_study_config
-    from svpgen.distributed import pick_device
+    from svpgen.device import resolve_device
+    from svpgen.study.config import load_study_config
     from svpgen.study.runner import run_study
 
     cfg = load_study_config(preset, config_file)
-    records = run_study(cfg, out, data, pick_device(device), backend, workers, echo=click.echo)
+    records = run_study(cfg, out, data, resolve_device(device), backend, workers, echo=click.echo)
     click.echo("")
     click.echo((out / "report" / "report.md").read_text().split("## Table 2 — as sampled")[0])
     total = sum(r.get("seconds", 0) for r in records.values())
@@ -357,30 +358,9 @@ def report(study_dir):
 @click.option("--large/--no-large", default=False, help="also report ≥50 and ≥100 µm")
 def counts(predictions, out, export_dir, fluid_volume_ml, dilution, fill_volume_ml, container_ml, method, min_confidence, large):
     """Particle counts per mL / container by class and size, with USP <788> verdicts."""
-    import pandas as pd
+    from svpgen.qc.counts import counts_report
 
-    from svpgen.config import parse_mapping
-    from svpgen.data.importers.flowcam import read_run_summary
-    from svpgen.evaluate.counts import EXTRA_THRESHOLDS_UM, THRESHOLDS_UM, RunInfo, run_info_from_summary, write_counts_report
-
-    try:
-        pred = pd.read_csv(predictions)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise SvpgenError(f"{predictions}: not a readable predictions CSV ({str(err).splitlines()[0][:80]})") from None
-    summary = run_info_from_summary(read_run_summary(export_dir)) if export_dir else {}
-    volume = fluid_volume_ml or summary.get("fluid_volume_ml")
-    if volume is None:
-        raise SvpgenError("no fluid volume imaged: pass --fluid-volume-ml or --export with a FlowCam run summary")
-    threshold = None
-    if min_confidence and "=" in min_confidence:
-        threshold = parse_mapping(min_confidence, "--min-confidence", "protein=0.9,silicone_oil=0.7")
-    elif min_confidence:
-        try:
-            threshold = float(min_confidence)
-        except ValueError:
-            raise SvpgenError(f"--min-confidence {min_confidence!r}: expected 0.8 or class=0.8,…") from None
-    run = RunInfo(volume, dilution, fill_volume_ml, container_ml, method)
-    res = write_counts_report(pred, run, out, THRESHOLDS_UM + (EXTRA_THRESHOLDS_UM if large else ()), threshold)
+    res = counts_report(predictions, out, export_dir, fluid_volume_ml, dilution, fill_volume_ml, container_ml, method, min_confidence, large)
     click.echo(res["markdown"])
     click.echo(f"written: {out}/counts.csv, compliance.csv, counts.md, counts.html, size_distribution.png")
 

@@ -11,15 +11,19 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class DistContext:
+    """This process's place in a torchrun job (rank 0 of 1 when not distributed)."""
+
     rank: int = 0
     world: int = 1
     device: torch.device = torch.device("cpu")
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the process that writes files and logs."""
         return self.rank == 0
 
     def all_mean(self, value: float) -> float:
+        """The mean of ``value`` over all processes."""
         if self.world == 1:
             return value
         t = torch.tensor([value], dtype=torch.float64)
@@ -27,12 +31,14 @@ class DistContext:
         return float(t.item()) / self.world
 
     def barrier(self) -> None:
+        """Wait for every process."""
         if self.world > 1:
             dist.barrier()
 
 
 def setup(device: str | None = None) -> DistContext:
-    """Initialise the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    """Initialise the process group when launched by torchrun (WORLD_SIZE > 1). Each
+    process takes the GPU of its LOCAL_RANK unless ``device`` is 'cpu'."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -46,16 +52,6 @@ def setup(device: str | None = None) -> DistContext:
 
 
 def teardown() -> None:
+    """Destroy the process group if one was set up."""
     if dist.is_initialized():
         dist.destroy_process_group()
-
-
-def pick_device(name: str = "auto") -> str:
-    """'auto' → cuda when available, else cpu."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        from svpgen.errors import SvpgenError
-
-        raise SvpgenError("--device cuda requested but no CUDA device is available")
-    return name

@@ -1,24 +1,22 @@
-"""Every figure in one place (matplotlib, Agg backend, PNG written atomically)."""
+"""Every figure in one place. Figures are built with matplotlib's object API
+(``matplotlib.figure.Figure``: no pyplot state, no global backend switch) and written as
+PNG atomically."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 
-def save(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Save a figure atomically and close it."""
+def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Save a figure as PNG atomically."""
     from svpgen.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-    plt.close(fig)
     return Path(path)
 
 
@@ -26,7 +24,8 @@ def sample_grid(groups: dict[str, np.ndarray], path: str | Path, per_row: int = 
     """One labelled block of ``per_row``-wide image rows per group (the paper's Fig. 5 style)."""
     groups = {k: v for k, v in groups.items() if len(v)}
     rows = [(name, imgs[i : i + per_row]) for name, imgs in groups.items() for i in range(0, len(imgs), per_row)]
-    fig, axes = plt.subplots(len(rows), per_row, figsize=(per_row * 0.9, len(rows) * 0.95 + 0.4), squeeze=False)
+    fig = Figure(figsize=(per_row * 0.9, len(rows) * 0.95 + 0.4))
+    axes = fig.subplots(len(rows), per_row, squeeze=False)
     for r, (name, imgs) in enumerate(rows):
         for c in range(per_row):
             ax = axes[r, c]
@@ -46,7 +45,8 @@ def sample_grid(groups: dict[str, np.ndarray], path: str | Path, per_row: int = 
 
 def line_curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], path: str | Path, xlabel: str, ylabel: str, title: str = "", logy: bool = False) -> Path:
     """Simple x/y curves (loss, FID…) on one axis."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.subplots()
     for name, (x, y) in series.items():
         ax.plot(x, y, marker="o" if len(x) < 30 else None, ms=3, label=name)
     ax.set_xlabel(xlabel), ax.set_ylabel(ylabel)
@@ -64,7 +64,8 @@ def denoising_strip(trajectory: list[tuple[int, np.ndarray]], path: str | Path, 
     """Rows of images across denoising steps, noisy (left) to clean (right): paper Fig. 2."""
     cols = len(trajectory)
     rows = min(rows, len(trajectory[0][1])) if trajectory else 0
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.95, rows * 1.0 + 0.4), squeeze=False)
+    fig = Figure(figsize=(cols * 0.95, rows * 1.0 + 0.4))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for c, (t, frames) in enumerate(trajectory):
         for r in range(rows):
             ax = axes[r, c]
@@ -86,7 +87,8 @@ def confusion(cm: np.ndarray, classes: list[str], path: str | Path, normalise: s
         shown = cm / np.maximum(cm.sum(0, keepdims=True), 1e-12)
     else:
         shown = cm
-    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 1.5, 1.1 * len(classes) + 1))
+    fig = Figure(figsize=(1.2 * len(classes) + 1.5, 1.1 * len(classes) + 1))
+    ax = fig.subplots()
     ax.imshow(shown if normalise else np.log1p(shown), cmap="Blues")
     for i in range(len(classes)):
         for j in range(len(classes)):
@@ -104,7 +106,8 @@ def pr_curves(y: np.ndarray, proba: np.ndarray, classes: list[str], path: str | 
     """One-vs-rest precision–recall curve per class, with its AUPRC in the legend."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    fig = Figure(figsize=(4.6, 3.6))
+    ax = fig.subplots()
     for i, c in enumerate(classes):
         yb = (y == i).astype(int)
         if yb.sum() == 0:
@@ -122,7 +125,8 @@ def pr_curves(y: np.ndarray, proba: np.ndarray, classes: list[str], path: str | 
 def misclassified_gallery(images: np.ndarray, y: np.ndarray, proba: np.ndarray, classes: list[str], path: str | Path, per_class: int = 8) -> Path:
     """The most confidently misclassified crops per true class (paper Fig. 6)."""
     pred = proba.argmax(1)
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.95, len(classes) * 1.15 + 0.3), squeeze=False)
+    fig = Figure(figsize=(per_class * 0.95, len(classes) * 1.15 + 0.3))
+    axes = fig.subplots(len(classes), per_class, squeeze=False)
     for i, c in enumerate(classes):
         wrong = np.flatnonzero((y == i) & (pred != i))
         wrong = wrong[np.argsort(-proba[wrong, pred[wrong]])][:per_class]
@@ -140,7 +144,8 @@ def misclassified_gallery(images: np.ndarray, y: np.ndarray, proba: np.ndarray, 
 
 def size_distribution(sizes_um: np.ndarray, classes: np.ndarray, path: str | Path) -> Path:
     """Cumulative count ≥ size per class, log-log (the usual FIM size-distribution view)."""
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig = Figure(figsize=(5, 3.4))
+    ax = fig.subplots()
     grid = np.logspace(np.log10(max(0.5, np.nanmin(sizes_um))), np.log10(max(1.0, np.nanmax(sizes_um))), 60)
     for c in sorted(set(classes)):
         s = np.sort(sizes_um[classes == c])
@@ -160,7 +165,8 @@ def histograms(pairs: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path
     n = len(pairs)
     cols = min(4, max(1, n))
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.8, rows * 2.2), squeeze=False)
+    fig = Figure(figsize=(cols * 2.8, rows * 2.2))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, (name, (a, b)) in zip(axes.flat, pairs.items()):
         both = np.concatenate([a, b]) if len(a) + len(b) else np.array([0.0])
         bins = np.linspace(np.nanmin(both), np.nanmax(both) + 1e-9, 25)

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import timm
 import torch
 from torch import nn
 
+from svpgen.classify.config import ARCHS
 from svpgen.errors import SvpgenError
 
-ARCHS = ("resnet18", "resnet50")
 # Fixed input scaling (no per-image standardisation: absolute gray level is a class cue).
 PIXEL_MEAN, PIXEL_STD = 0.6, 0.2
 
 
 def build_classifier(arch: str, num_classes: int, stem: str = "standard", pretrained: str | Path | None = None) -> nn.Module:
+    """A timm ResNet with one input channel and ``num_classes`` outputs."""
     if arch not in ARCHS:
         raise SvpgenError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
     kwargs = dict(num_classes=num_classes, in_chans=1)
@@ -42,8 +44,21 @@ def build_classifier(arch: str, num_classes: int, stem: str = "standard", pretra
 
 
 def to_input(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 N×64×64 → float N×1×64×64 with the fixed scaling."""
+    """uint8 N×S×S → float N×1×S×S with the fixed scaling."""
     return images_uint8.unsqueeze(1).float().div_(255.0).sub_(PIXEL_MEAN).div_(PIXEL_STD)
+
+
+@torch.inference_mode()
+def batched_outputs(model: nn.Module, images: np.ndarray, batch_size: int = 256, device: str = "cpu", features: bool = False) -> np.ndarray:
+    """Logits (or, with ``features``, penultimate features) for uint8 N×S×S images,
+    batched and channels_last; the network is put in eval mode."""
+    model.eval()
+    outs = []
+    for start in range(0, len(images), batch_size):
+        x = to_input(torch.from_numpy(np.array(images[start : start + batch_size])))  # a writable copy of the batch
+        x = x.to(device, memory_format=torch.channels_last)
+        outs.append((penultimate(model, x) if features else model(x)).float().cpu())
+    return torch.cat(outs).numpy() if outs else np.zeros((0, 0), np.float32)
 
 
 def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

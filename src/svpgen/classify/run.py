@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 
 from svpgen.classify.train import train_classifier
-from svpgen.config import ClassifierConfig
+from svpgen.classify.config import ClassifierConfig
 from svpgen.data.splits import check_disjoint, split_indices
 from svpgen.data.store import ParticleStore, Particles
 from svpgen.errors import SvpgenError
 
 
 def labelled(store: ParticleStore, real_only: bool = False) -> Particles:
+    """The store's labelled particles (optionally without generated ones)."""
     keep = (store.table["label"] != "unknown").to_numpy()
     if real_only:
         keep = keep & (store.table["source"] != "generated").to_numpy()
@@ -23,14 +24,21 @@ def labelled(store: ParticleStore, real_only: bool = False) -> Particles:
     return store.take(idx)
 
 
-def run_train_classifier(store_path, out, cfg: ClassifierConfig, tune_path=None, tune_fraction=0.15, resume=False, device="cpu", deploy_prior=None, real_only=False) -> str:
+def split_train_tune(data: Particles, tune_fraction: float, seed: int) -> tuple[Particles, Particles]:
+    """A hash-disjoint, stratified (train, tune) split of labelled particles."""
+    parts = split_indices(data.table, {"train": 1 - tune_fraction, "tune": tune_fraction}, seed=seed)
+    train, tune = (Particles(data.images[parts[k]], data.table.iloc[parts[k]].reset_index(drop=True)) for k in ("train", "tune"))
+    return train, tune
+
+
+def run_train_classifier(store_path, out, cfg: ClassifierConfig, tune_path=None, tune_fraction=0.15, resume=False,
+                         device="cpu", deploy_prior=None, real_only=False) -> str:
+    """Train on a store (tuned on ``tune_path`` or a hash-disjoint share of it); return the summary text."""
     data = labelled(ParticleStore(store_path), real_only)
     if tune_path:
         train, tune = data, labelled(ParticleStore(tune_path))
     else:
-        parts = split_indices(data.table, {"train": 1 - tune_fraction, "tune": tune_fraction}, seed=cfg.seed)
-        train = Particles(data.images[parts["train"]], data.table.iloc[parts["train"]].reset_index(drop=True))
-        tune = Particles(data.images[parts["tune"]], data.table.iloc[parts["tune"]].reset_index(drop=True))
+        train, tune = split_train_tune(data, tune_fraction, cfg.seed)
     check_disjoint(train.table, tune.table, "training data", "tuning split")
     result = train_classifier(train, tune, out, cfg, resume, device=device, deploy_prior=deploy_prior)
     return (

@@ -1,6 +1,6 @@
 """ParticleStore: a directory of 64×64 uint8 particle images plus one table row per image.
 
-Layout (DESIGN.md data contract)::
+Layout (the data contract)::
 
     STORE/images.npy         uint8 N×64×64, opened as a read-only memmap
     STORE/particles.parquet  id, label, source, sha256, origin, native_h, native_w,
@@ -95,6 +95,7 @@ class Particles:
         return cls(images, table)
 
     def concat(self, other: "Particles") -> "Particles":
+        """This batch followed by ``other``."""
         return Particles(
             np.concatenate([self.images, other.images]),
             pd.concat([self.table, other.table], ignore_index=True),
@@ -132,6 +133,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def is_store(path: str | Path) -> bool:
+    """Whether ``path`` is a store directory (has a store.json)."""
     return (Path(path) / "store.json").is_file()
 
 
@@ -165,6 +167,7 @@ class ParticleStore:
 
     @classmethod
     def open(cls, path: str | Path) -> "ParticleStore":
+        """Open an existing store (same as the constructor)."""
         return cls(path)
 
     def __len__(self) -> int:
@@ -175,6 +178,7 @@ class ParticleStore:
 
     @property
     def provenance(self) -> list[dict]:
+        """What made the store, one record per write."""
         return self.meta.get("provenance", [])
 
     def indices(self, label: str | Sequence[str] | None = None, source: str | Sequence[str] | None = None) -> np.ndarray:
@@ -192,6 +196,7 @@ class ParticleStore:
         return Particles(np.asarray(self.images[indices]), self.table.iloc[indices].reset_index(drop=True))
 
     def select(self, label: str | Sequence[str] | None = None, source: str | Sequence[str] | None = None) -> Particles:
+        """Load the rows matching a label and a source into memory."""
         return self.take(self.indices(label, source))
 
     def counts(self) -> pd.DataFrame:
@@ -213,78 +218,87 @@ class ParticleStore:
         path = Path(path)
         _recover_interrupted_swap(path)
         _validate(particles.images, particles.table, "new particles")
-        previous: ParticleStore | None = None
-        if path.exists():
-            if is_store(path):
-                if mode == "create":
-                    n_old = len(pd.read_parquet(path / "particles.parquet", columns=["id"]))
-                    raise SvpgenError(
-                        f"{path} already holds a store with {n_old} particles; "
-                        "use --append to add to it or --overwrite to replace it"
-                    )
-                if mode == "append":
-                    previous = cls(path)
-            elif path.is_file() or any(path.iterdir()):
-                raise SvpgenError(f"{path} exists and is not a ParticleStore; choose an empty or new directory")
-        elif mode == "append":
-            mode = "create"
-
-        if previous is not None:
-            if previous.images.shape[1:] != particles.images.shape[1:]:
-                raise SvpgenError(f"{path}: image size {previous.images.shape[1:]} != new {particles.images.shape[1:]}")
-            shared = set(previous.table["id"]) & set(particles.table["id"])
-            if shared:
-                raise SvpgenError(f"{path}: {len(shared)} new id(s) already in the store, e.g. {sorted(shared)[0]!r}")
-            table = pd.concat([previous.table, particles.table], ignore_index=True)
-            history = previous.provenance + [provenance]
-        else:
-            table = particles.table.reset_index(drop=True)
-            history = [provenance]
-
-        n_old = 0 if previous is None else len(previous)
-        n_total = n_old + len(particles)
+        previous = _existing_for(path, mode)
+        table, history = _merged(path, previous, particles, provenance)
         labels = set(table["label"])
         meta = {
             "format_version": FORMAT_VERSION,
             "image_size": int(particles.images.shape[1]),
-            "count": n_total,
+            "count": len(table),
             "classes": [c for c in CANONICAL_CLASSES if c in labels] + ([UNKNOWN] if UNKNOWN in labels else []),
             "provenance": history,
         }
-
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            out = np.lib.format.open_memmap(
-                tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n_total, *particles.images.shape[1:])
-            )
-            for start in range(0, n_old, _COPY_CHUNK):
-                stop = min(start + _COPY_CHUNK, n_old)
-                out[start:stop] = previous.images[start:stop]
-            out[n_old:] = particles.images
-            out.flush()
-            del out
-            table.to_parquet(tmp / "particles.parquet", index=False)
-            (tmp / "store.json").write_text(json.dumps(meta, indent=2, default=str))
-            for name in ("images.npy", "particles.parquet", "store.json"):
-                with open(tmp / name, "rb+") as fh:
-                    os.fsync(fh.fileno())
-            _fsync_dir(tmp)
-            if previous is not None:
-                del previous  # release the memmap before the directory moves
-            if path.exists():
-                old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-                os.rename(path, old)
-                os.rename(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, path)
-            _fsync_dir(path.parent)
+            old_images = previous.images if previous is not None else None
+            del previous  # the memmap goes with old_images, released before the directory moves
+            _write_files(tmp, old_images, particles.images, table, meta)
+            del old_images
+            _swap_in(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return cls(path)
+
+
+def _existing_for(path: Path, mode: WriteMode) -> ParticleStore | None:
+    """The store a write appends to (None otherwise); refuses what ``mode`` must not touch."""
+    if not path.exists():
+        return None
+    if not is_store(path):
+        if path.is_file() or any(path.iterdir()):
+            raise SvpgenError(f"{path} exists and is not a ParticleStore; choose an empty or new directory")
+        return None
+    if mode == "create":
+        n_old = len(pd.read_parquet(path / "particles.parquet", columns=["id"]))
+        raise SvpgenError(f"{path} already holds a store with {n_old} particles; use --append to add to it or --overwrite to replace it")
+    return ParticleStore(path) if mode == "append" else None
+
+
+def _merged(path: Path, previous: ParticleStore | None, particles: Particles, provenance: dict) -> tuple[pd.DataFrame, list[dict]]:
+    """The written table (old rows unchanged, then the new ones) and provenance history."""
+    if previous is None:
+        return particles.table.reset_index(drop=True), [provenance]
+    if previous.images.shape[1:] != particles.images.shape[1:]:
+        raise SvpgenError(f"{path}: image size {previous.images.shape[1:]} != new {particles.images.shape[1:]}")
+    shared = set(previous.table["id"]) & set(particles.table["id"])
+    if shared:
+        raise SvpgenError(f"{path}: {len(shared)} new id(s) already in the store, e.g. {sorted(shared)[0]!r}")
+    return pd.concat([previous.table, particles.table], ignore_index=True), previous.provenance + [provenance]
+
+
+def _write_files(tmp: Path, old_images: np.ndarray | None, new_images: np.ndarray, table: pd.DataFrame, meta: dict) -> None:
+    """images.npy (old images copied in chunks, then the new), particles.parquet and
+    store.json into ``tmp``, each fsynced."""
+    n_old = 0 if old_images is None else len(old_images)
+    out = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(table), *new_images.shape[1:]))
+    for start in range(0, n_old, _COPY_CHUNK):
+        stop = min(start + _COPY_CHUNK, n_old)
+        out[start:stop] = old_images[start:stop]
+    out[n_old:] = new_images
+    out.flush()
+    del out
+    table.to_parquet(tmp / "particles.parquet", index=False)
+    (tmp / "store.json").write_text(json.dumps(meta, indent=2, default=str))
+    for name in ("images.npy", "particles.parquet", "store.json"):
+        with open(tmp / name, "rb+") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(tmp)
+
+
+def _swap_in(tmp: Path, path: Path) -> None:
+    """Replace ``path`` by the complete ``tmp`` directory with two renames; a crash between
+    them is repaired by the next open (:func:`_recover_interrupted_swap`)."""
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(path, old)
+        os.rename(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, path)
+    _fsync_dir(path.parent)
 
 
 def concatenate(paths: Sequence[str | Path], out: str | Path, mode: WriteMode = "create") -> ParticleStore:

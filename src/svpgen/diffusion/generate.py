@@ -8,35 +8,33 @@ from typing import Callable
 
 import numpy as np
 
-from svpgen.config import DiffusionConfig
 from svpgen.data.store import ParticleStore, Particles, WriteMode, provenance_record
+from svpgen.diffusion.generator import Generator
 from svpgen.diffusion.sample import sample_images
-from svpgen.diffusion.train import load_generator_model
 
 
 def generate_to_store(
-    model_dir: str | Path,
+    generator: Generator,
     out: str | Path,
     n: int,
-    sampler: str = "dpmpp",
+    sampler: str | None = None,
     steps: int | None = None,
     seed: int = 0,
     batch_size: int = 64,
-    device: str = "cpu",
     trajectory_png: str | Path | None = None,
     grid_png: str | Path | None = None,
     mode: WriteMode = "create",
     command: str = "svpgen generate",
     keep: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[ParticleStore, float]:
-    """Sample ``n`` images and write them as generated particles; returns (store, seconds).
-    ``keep`` (images → bool mask) may drop images before they are written."""
-    model, config = load_generator_model(model_dir)
-    cfg = DiffusionConfig.from_dict(config["diffusion"])
-    label = config["label"]
+    """Sample ``n`` images (the model's recommended sampler unless told otherwise) and write
+    them as generated particles; returns (store, seconds). ``keep`` (images → bool mask)
+    may drop images before they are written."""
+    sampler, steps = generator.sampling(sampler, steps)
+    label = generator.label
     start = time.perf_counter()
     images, trajectory = sample_images(
-        model, cfg.schedule, n, sampler, steps, seed, batch_size, device, progress=True,
+        generator.unet, generator.config.schedule, n, sampler, steps, seed, batch_size, generator.device, progress=True,
         trajectory_frames=8 if trajectory_png else 0,
     )
     seconds = time.perf_counter() - start
@@ -45,10 +43,11 @@ def generate_to_store(
         mask = keep(images)
         dropped = int((~mask).sum())
         images = images[mask]
-    n = len(images)
+    origin = str(generator.path) if generator.path else "in-memory generator"
     prefix = f"gen-{label}-s{seed}-{sampler}"
-    particles = Particles.from_arrays(images, labels=label, source="generated", ids=[f"{prefix}-{i:07d}" for i in range(n)], origins=str(model_dir))
-    record = provenance_record(command, seed=seed, model=str(Path(model_dir).resolve()), sampler=sampler, steps=steps, label=label, filtered_out=dropped)
+    particles = Particles.from_arrays(images, labels=label, source="generated", ids=[f"{prefix}-{i:07d}" for i in range(len(images))], origins=origin)
+    record = provenance_record(command, seed=seed, model=str(Path(origin).resolve()) if generator.path else origin,
+                               sampler=sampler, steps=steps, label=label, filtered_out=dropped)
     store = ParticleStore.write(out, particles, record, mode=mode)
     if trajectory_png:
         from svpgen.plots import denoising_strip

@@ -7,12 +7,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from svpgen.config import ScheduleConfig
+from svpgen.data.preprocess import IMAGE_SIZE
+from svpgen.diffusion.config import ScheduleConfig
 from svpgen.diffusion.schedule import sampler as make_sampler
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Model range [-1, 1] (N×1×64×64) → uint8 N×64×64."""
+    """Model range [-1, 1] (N×1×S×S) → uint8 N×S×S."""
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).squeeze(1).cpu().numpy()
 
 
@@ -30,12 +31,12 @@ def sample_images(
     trajectory_frames: int = 0,
     channels_last: bool = True,
 ) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
-    """Draw ``n`` images. Returns (uint8 N×64×64, [(timestep, uint8 frames)] of the first
+    """Draw ``n`` images. Returns (uint8 N×S×S, [(timestep, uint8 frames)] of the first
     batch's first images at ``trajectory_frames`` evenly spaced steps). channels_last is
     ~1.4× faster for the quick U-Net on CPU (benchmarks/bench_diffusion.py)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device, memory_format=fmt).eval()
-    out = np.empty((n, 64, 64), np.uint8)
+    out = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     trajectory: list[tuple[int, np.ndarray]] = []
     n_steps = len(make_sampler(sampler, schedule, steps).timesteps)
     bar = tqdm(total=n * n_steps, unit="img-step", desc=f"sample {sampler}-{n_steps}", disable=not progress)
@@ -43,7 +44,7 @@ def sample_images(
         m = min(batch_size, n - start)
         sched = make_sampler(sampler, schedule, steps)  # fresh state per batch (multistep solvers)
         g = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + b)
-        x = (torch.randn((m, 1, 64, 64), generator=g).to(device) * sched.init_noise_sigma).contiguous(memory_format=fmt)
+        x = (torch.randn((m, 1, IMAGE_SIZE, IMAGE_SIZE), generator=g).to(device) * sched.init_noise_sigma).contiguous(memory_format=fmt)
         keep = set(np.linspace(0, n_steps - 1, trajectory_frames).round().astype(int)) if (b == 0 and trajectory_frames) else set()
         for i, t in enumerate(sched.timesteps):
             eps = model(sched.scale_model_input(x, t), torch.full((m,), int(t), device=device))

@@ -4,17 +4,18 @@ Training uses the paper's DDPM forward process: T = 1000 steps, linear betas
 1e-4 … 0.02, ε-prediction. Sampling offers the paper's ancestral ``ddpm`` sampler (all T
 steps), ``ddim`` (deterministic, default 50 steps) and ``dpmpp`` (DPM-Solver++ 2M,
 default 20 steps, with x₀ thresholding: without it, samples of briefly trained models
-saturate to black/white). benchmarks/bench_sampler_quality.py compares their quality. The paper's released code uses T = 500; ``timesteps`` makes that a
-one-line change (``--timesteps 500``).
+saturate to black/white); ``benchmarks/bench_sampler_quality.py`` compares their quality.
+The paper's released code uses T = 500; ``timesteps`` makes that a one-line change
+(``--timesteps 500``).
 """
 
 from __future__ import annotations
 
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
-from svpgen.config import ScheduleConfig
+from svpgen.diffusion.config import SAMPLERS, ScheduleConfig
+from svpgen.errors import SvpgenError
 
-SAMPLERS = ("ddpm", "ddim", "dpmpp")
 DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "dpmpp": 20}  # None: all T steps
 
 
@@ -36,7 +37,7 @@ def sampler(name: str, cfg: ScheduleConfig, steps: int | None = None):
             thresholding=True, sample_max_value=1.0, lower_order_final=True,
         )
     else:
-        raise ValueError(f"unknown sampler {name!r}; choose from {SAMPLERS}")
+        raise SvpgenError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
     n = steps or DEFAULT_STEPS[name] or cfg.timesteps
     sched.set_timesteps(min(n, cfg.timesteps))
     return sched

@@ -3,12 +3,13 @@
 Per epoch the data order, augmentations, timesteps and noise come from a generator
 seeded by (seed, epoch), so resuming from an epoch checkpoint continues exactly as an
 uninterrupted run would. A non-finite loss stops training; the last good checkpoint stays.
+Under ``torchrun`` each process trains on its share of every epoch (DistributedDataParallel).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -19,26 +20,27 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from svpgen import __version__
-from svpgen.atomic import write_csv
-from svpgen.checkpoint import load_state, read_config, save_artefact, save_state
-from svpgen.config import DiffusionConfig
 from svpgen.data.augment import dihedral
 from svpgen.data.store import ParticleStore
+from svpgen.diffusion.config import DiffusionConfig
+from svpgen.diffusion.generator import Generator
 from svpgen.diffusion.schedule import training_scheduler
 from svpgen.diffusion.unet import UNet
 from svpgen.distributed import DistContext, setup, teardown
 from svpgen.errors import SvpgenError
+from svpgen.training import TrainingDiverged, autocast, check_finite, epoch_generator, resume_state, save_checkpoint
 
-EvalHook = Callable[[torch.nn.Module, int], dict]
+__all__ = ["EvalHook", "TrainResult", "TrainingDiverged", "diffusion_loss", "load_training_images", "to_model_range", "train_diffusion"]
 
-
-class TrainingDiverged(SvpgenError):
-    """The loss became NaN/inf; the last good checkpoint is kept."""
+# Called at the configured FID epochs with a Generator around the current EMA weights.
+EvalHook = Callable[[Generator, int], dict]
+METRICS_FILE = "metrics.csv"
 
 
 @dataclass
 class TrainResult:
+    """What a training run did: where, how long, on how many images, the final loss."""
+
     out: Path
     epochs: int
     images: int
@@ -47,7 +49,7 @@ class TrainResult:
 
 
 def to_model_range(images: np.ndarray) -> torch.Tensor:
-    """uint8 N×64×64 → float N×1×64×64 in [-1, 1]."""
+    """uint8 N×S×S → float N×1×S×S in [-1, 1]."""
     return torch.from_numpy(np.ascontiguousarray(images)).float().div_(127.5).sub_(1.0).unsqueeze(1)
 
 
@@ -70,6 +72,84 @@ def load_training_images(store_path: Path, label: str, max_images: int | None, s
     return np.asarray(store.images[idx])
 
 
+@dataclass
+class _Run:
+    """The mutable state of one training run."""
+
+    model: UNet
+    ema: AveragedModel
+    opt: torch.optim.Optimizer
+    net: torch.nn.Module  # the model, or its DDP wrapper
+    rows: list[dict] = field(default_factory=list)
+    start_epoch: int = 0
+    last_checkpoint: int | None = None
+    last_plot: float = 0.0  # time.perf_counter() of the last curve update
+
+
+def _build(cfg: DiffusionConfig, ctx: DistContext, state: dict | None, state_file: Path) -> _Run:
+    torch.manual_seed(cfg.seed)
+    model = UNet(cfg.unet).to(ctx.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    run = _Run(model, ema, opt, DistributedDataParallel(model) if ctx.world > 1 else model)
+    if state is not None:
+        saved = DiffusionConfig.from_dict(state["config"])
+        if saved.unet != cfg.unet or saved.schedule != cfg.schedule:
+            raise SvpgenError(f"{state_file}: saved model/schedule differ from the requested preset; resume with the same settings")
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        run.rows, run.start_epoch = list(state["metrics"]), int(state["epoch"])
+        run.last_checkpoint = run.start_epoch
+    return run
+
+
+def _train_epoch(run: _Run, images: torch.Tensor, cfg: DiffusionConfig, epoch: int, ctx: DistContext, out: Path, bar: tqdm) -> dict:
+    """One pass over this process's share of the images; returns the epoch's metrics row."""
+    g = epoch_generator(cfg.seed, epoch)
+    perm = torch.randperm(len(images), generator=g)
+    if ctx.world > 1:
+        perm = perm[: len(perm) - len(perm) % ctx.world][ctx.rank :: ctx.world]
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    sched = training_scheduler(cfg.schedule)
+    start, losses, seen = time.perf_counter(), [], 0
+    run.model.train()
+    for b in range(0, len(perm), cfg.batch_size):
+        x0 = dihedral(images[perm[b : b + cfg.batch_size]], g)
+        t = torch.randint(0, cfg.schedule.timesteps, (len(x0),), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        x_t = sched.add_noise(x0, noise, t).to(ctx.device, memory_format=memory_format)
+        with autocast(ctx.device):
+            loss = diffusion_loss(run.net, x_t, t.to(ctx.device), noise.to(ctx.device), cfg.loss)
+        value = ctx.all_mean(float(loss.detach()))
+        check_finite(value, epoch, b // cfg.batch_size + 1, out, run.last_checkpoint)
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+        run.opt.step()
+        run.ema.update_parameters(run.model)
+        losses.append(value)
+        seen += len(x0) * ctx.world
+        bar.update(1)
+        bar.set_postfix(epoch=epoch, loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - start):.1f}")
+    return {"epoch": epoch, "loss": float(np.mean(losses)), "lr": run.opt.param_groups[0]["lr"],
+            "images_per_s": seen / (time.perf_counter() - start)}
+
+
+PLOT_EVERY_S = 60.0  # curves are redrawn at a checkpoint at most this often, and at the end
+
+
+def _checkpoint(out: Path, run: _Run, epoch: int, cfg: DiffusionConfig, label: str, n: int, store_path: Path) -> None:
+    state = {"model": run.model.state_dict(), "ema": run.ema.state_dict(), "optimizer": run.opt.state_dict(),
+             "epoch": epoch, "metrics": run.rows, "config": cfg.to_dict()}
+    save_checkpoint(out, state, run.rows, METRICS_FILE)
+    Generator(run.ema.module, cfg, label, {"trained_epochs": epoch, "train_images": n, "store": str(store_path)},
+              device=str(next(run.ema.module.parameters()).device)).save_pretrained(out)
+    if epoch == cfg.epochs or time.perf_counter() - run.last_plot > PLOT_EVERY_S:
+        _plot_curves(run.rows, out)
+        run.last_plot = time.perf_counter()
+
+
 def _plot_curves(rows: list[dict], out: Path) -> None:
     from svpgen.plots import line_curves
 
@@ -78,18 +158,6 @@ def _plot_curves(rows: list[dict], out: Path) -> None:
     fid = [(r["epoch"], r["fid"]) for r in rows if r.get("fid") is not None and np.isfinite(r.get("fid", np.nan))]
     if fid:
         line_curves({"FID": tuple(zip(*fid))}, out / "fid.png", "epoch", "FID (particle encoder)", "FID during training")
-
-
-def _artefact_config(cfg: DiffusionConfig, label: str, epoch: int, n_images: int, store: Path) -> dict:
-    return {
-        "kind": "svpgen-diffusion",
-        "label": label,
-        "diffusion": cfg.to_dict(),
-        "trained_epochs": epoch,
-        "train_images": n_images,
-        "store": str(store),
-        "package_version": __version__,
-    }
 
 
 def train_diffusion(
@@ -102,122 +170,32 @@ def train_diffusion(
     progress: bool = True,
     device: str | None = None,
 ) -> TrainResult:
-    """Train a DDPM on one class; write the artefact, metrics.csv and curves to ``out``."""
-    out = Path(out)
-    ctx: DistContext = setup(device)
+    """Train a DDPM on one class; write the model, ``metrics.csv`` and curves to ``out``.
+    ``eval_hook(generator, epoch)`` runs at ``cfg.fid_epochs`` and adds to the metrics row."""
+    out, store_path = Path(out), Path(store_path)
+    ctx = setup(device)
     try:
-        return _train(Path(store_path), out, label, cfg, resume, eval_hook, progress and ctx.is_main, ctx)
+        state = resume_state(out, resume)
+        images = to_model_range(load_training_images(store_path, label, cfg.max_images, cfg.seed))
+        run = _build(cfg, ctx, state, out)
+        out.mkdir(parents=True, exist_ok=True)
+        steps_per_epoch = max(1, (len(images) // ctx.world + cfg.batch_size - 1) // cfg.batch_size)
+        bar = tqdm(total=(cfg.epochs - run.start_epoch) * steps_per_epoch, unit="step", desc=f"diffusion {label}",
+                   disable=not (progress and ctx.is_main))
+        t_start = time.perf_counter()
+        for epoch in range(run.start_epoch + 1, cfg.epochs + 1):
+            row = _train_epoch(run, images, cfg, epoch, ctx, out, bar)
+            row["seconds"] = time.perf_counter() - t_start
+            if eval_hook is not None and epoch in cfg.fid_epochs and ctx.is_main:
+                row.update(eval_hook(Generator(run.ema.module, cfg, label, device=str(ctx.device)), epoch))
+            run.rows.append(row)
+            if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+                if ctx.is_main:
+                    _checkpoint(out, run, epoch, cfg, label, len(images), store_path)
+                ctx.barrier()
+                run.last_checkpoint = epoch
+        bar.close()
+        final = run.rows[-1]["loss"] if run.rows else float("nan")
+        return TrainResult(out, cfg.epochs, len(images), time.perf_counter() - t_start, final)
     finally:
         teardown()
-
-
-def _train(store_path, out, label, cfg, resume, eval_hook, progress, ctx: DistContext) -> TrainResult:
-    if cfg.loss not in ("l1", "mse"):
-        raise SvpgenError(f"unknown loss {cfg.loss!r} (use l1 or mse)")
-    state_path = out / "training_state.pt"
-    if not resume and state_path.exists():
-        raise SvpgenError(f"{out} already holds a training run; pass --resume to continue it or choose a new OUT")
-    images = to_model_range(load_training_images(store_path, label, cfg.max_images, cfg.seed))
-    n = len(images)
-    torch.manual_seed(cfg.seed)
-    model = UNet(cfg.unet).to(ctx.device)
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    rows: list[dict] = []
-    start_epoch = 0
-    if resume:
-        state = load_state(state_path)
-        saved = DiffusionConfig.from_dict(state["config"])
-        if saved.unet != cfg.unet or saved.schedule != cfg.schedule:
-            raise SvpgenError(f"{state_path}: saved model/schedule differ from the requested preset; resume with the same settings")
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        rows, start_epoch = list(state["metrics"]), int(state["epoch"])
-    net = DistributedDataParallel(model) if ctx.world > 1 else model
-    sched = training_scheduler(cfg.schedule)
-    T = cfg.schedule.timesteps
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    out.mkdir(parents=True, exist_ok=True)
-    steps_per_epoch = max(1, (n // ctx.world + cfg.batch_size - 1) // cfg.batch_size)
-    bar = tqdm(total=(cfg.epochs - start_epoch) * steps_per_epoch, unit="step", desc=f"diffusion {label}", disable=not progress)
-    t_start = time.perf_counter()
-    last_ckpt = start_epoch if resume else None
-    loss_value = float("nan")
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        perm = torch.randperm(n, generator=g)
-        perm = perm[: len(perm) - len(perm) % ctx.world][ctx.rank :: ctx.world] if ctx.world > 1 else perm
-        epoch_start, losses, seen = time.perf_counter(), [], 0
-        model.train()
-        for b in range(0, len(perm), cfg.batch_size):
-            idx = perm[b : b + cfg.batch_size]
-            x0 = dihedral(images[idx], g)
-            t = torch.randint(0, T, (len(x0),), generator=g)
-            noise = torch.randn(x0.shape, generator=g)
-            x_t = sched.add_noise(x0, noise, t)
-            x_t, t, noise = x_t.to(ctx.device, memory_format=memory_format), t.to(ctx.device), noise.to(ctx.device)
-            with autocast:
-                loss = diffusion_loss(net, x_t, t, noise, cfg.loss)
-            loss_value = ctx.all_mean(float(loss.detach()))
-            if not np.isfinite(loss_value):
-                where = f"last good checkpoint: epoch {last_ckpt} in {out}" if last_ckpt else "no checkpoint was written yet"
-                raise TrainingDiverged(f"non-finite loss ({loss_value}) at epoch {epoch}, batch {b // cfg.batch_size + 1}; training stopped ({where})")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            ema.update_parameters(model)
-            losses.append(loss_value)
-            seen += len(x0) * ctx.world
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{loss_value:.4f}", img_s=f"{seen / (time.perf_counter() - epoch_start):.1f}")
-        row = {
-            "epoch": epoch,
-            "loss": float(np.mean(losses)),
-            "lr": opt.param_groups[0]["lr"],
-            "images_per_s": seen / (time.perf_counter() - epoch_start),
-            "seconds": time.perf_counter() - t_start,
-        }
-        if eval_hook is not None and epoch in cfg.fid_epochs and ctx.is_main:
-            row.update(eval_hook(ema.module, epoch))
-        rows.append(row)
-        if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
-            if ctx.is_main:
-                _checkpoint(out, model, ema, opt, epoch, rows, cfg, label, n, store_path)
-            ctx.barrier()
-            last_ckpt = epoch
-    bar.close()
-    return TrainResult(out, cfg.epochs, n, time.perf_counter() - t_start, loss_value)
-
-
-def _checkpoint(out, model, ema, opt, epoch, rows, cfg, label, n, store_path) -> None:
-    state = {
-        "model": model.state_dict(),
-        "ema": ema.state_dict(),
-        "optimizer": opt.state_dict(),
-        "epoch": epoch,
-        "metrics": rows,
-        "config": cfg.to_dict(),
-    }
-    save_state(state, out / "training_state.pt")
-    save_artefact(out, ema.module.state_dict(), _artefact_config(cfg, label, epoch, n, store_path))
-    write_csv(out / "metrics.csv", rows)
-    _plot_curves(rows, out)
-
-
-def load_generator_model(path: str | Path) -> tuple[UNet, dict]:
-    """The EMA U-Net and artefact config of a trained diffusion model directory."""
-    from svpgen.checkpoint import load_weights
-
-    path = Path(path)
-    config = read_config(path)
-    if config.get("kind") != "svpgen-diffusion":
-        raise SvpgenError(f"{path}: not a diffusion model (kind={config.get('kind')!r})")
-    cfg = DiffusionConfig.from_dict(config["diffusion"])
-    model = UNet(cfg.unet)
-    model.load_state_dict(load_weights(path / "model.safetensors"))
-    model.eval()
-    return model, config

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from svpgen.config import UNetConfig
+from svpgen.diffusion.config import UNetConfig
 
 
 class WeightStandardizedConv2d(nn.Conv2d):
@@ -36,6 +36,8 @@ class WeightStandardizedConv2d(nn.Conv2d):
 
 
 class SinusoidalTimeEmbedding(nn.Module):
+    """Transformer-style sin/cos embedding of the timestep."""
+
     def __init__(self, dim: int):
         super().__init__()
         self.dim = dim
@@ -48,6 +50,8 @@ class SinusoidalTimeEmbedding(nn.Module):
 
 
 class Block(nn.Module):
+    """Weight-standardized 3×3 conv → GroupNorm → (time scale/shift) → SiLU."""
+
     def __init__(self, dim_in: int, dim_out: int, groups: int):
         super().__init__()
         self.proj = WeightStandardizedConv2d(dim_in, dim_out, 3, padding=1)
@@ -62,6 +66,8 @@ class Block(nn.Module):
 
 
 class ResnetBlock(nn.Module):
+    """Two blocks with the time embedding applied to the first, plus a residual path."""
+
     def __init__(self, dim_in: int, dim_out: int, time_dim: int, groups: int):
         super().__init__()
         self.time_mlp = nn.Sequential(nn.SiLU(), nn.Linear(time_dim, dim_out * 2))
@@ -126,6 +132,8 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
+    """Double the resolution: nearest-neighbour ×2, then a 3×3 conv."""
+
     def __init__(self, dim_in: int, dim_out: int):
         super().__init__()
         self.proj = nn.Conv2d(dim_in, dim_out, 3, padding=1)

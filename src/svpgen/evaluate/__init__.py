@@ -1,1 +1,2 @@
-"""Evaluation: classification metrics, generative quality, morphology, QC counts."""
+"""Evaluation: classification metrics at deployment prevalence, generative quality (the
+audit, the particle encoder), morphology."""

@@ -6,13 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from svpgen.classify.predict import LoadedClassifier, predictions_table
-from svpgen.config import parse_mapping
 from svpgen.atomic import write_csv, write_json, write_text
+from svpgen.classify.classifier import Classifier
+from svpgen.classify.predict import predictions_table
 from svpgen.data.store import ParticleStore
 from svpgen.errors import SvpgenError
 from svpgen.evaluate.metrics import classification_metrics, prevalence_weights
+from svpgen.markdown import markdown_table
+from svpgen.options import parse_mapping
 
 
 def parse_prevalence(text: str | None, classes: list[str]) -> dict[str, float] | None:
@@ -31,10 +34,13 @@ def parse_prevalence(text: str | None, classes: list[str]) -> dict[str, float] |
 
 
 def metrics_markdown(m: dict, title: str) -> str:
-    lines = [f"# {title}", "", f"{m['n']:,} particles.", ""]
-    lines += ["| class | support | precision (Eq. 2) | recall | F1 | AUPRC | precision @ recall 0.9 |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for c, v in m["per_class"].items():
-        lines.append(f"| {c} | {v['support']:,} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['auprc']:.3f} | {v['precision_at_recall_0.9']:.3f} |")
+    """One metric set as Markdown: the per-class table and the macro values."""
+    table = pd.DataFrame([
+        {"class": c, "support": v["support"], "precision (Eq. 2)": v["precision"], "recall": v["recall"], "F1": v["f1"],
+         "AUPRC": v["auprc"], "precision @ recall 0.9": v["precision_at_recall_0.9"]}
+        for c, v in m["per_class"].items()
+    ])
+    lines = [f"# {title}", "", f"{m['n']:,} particles.", "", markdown_table(table)]
     lines += ["", f"macro precision (Eq. 3) **{m['macro_precision']:.3f}** · macro recall {m['macro_recall']:.3f} · "
               f"macro AUPRC **{m['macro_auprc']:.3f}** · balanced accuracy {m['balanced_accuracy']:.3f}", ""]
     return "\n".join(lines)
@@ -46,7 +52,7 @@ def evaluate_model(model_dir: str | Path, store_path: str | Path, out: str | Pat
     from svpgen import plots
 
     out = Path(out)
-    clf = LoadedClassifier(model_dir)
+    clf = Classifier.from_pretrained(model_dir)
     store = ParticleStore(store_path)
     if truth_column not in store.table.columns:
         raise SvpgenError(f"{store_path}: no column {truth_column!r} (columns: {', '.join(store.table.columns[:12])}…)")

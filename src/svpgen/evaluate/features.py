@@ -23,6 +23,8 @@ from svpgen.errors import SvpgenError
 
 
 class PixelFeatures:
+    """16×16 average-pooled raw pixels: the sanity baseline."""
+
     name = "pixels16"
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
@@ -31,27 +33,24 @@ class PixelFeatures:
 
 
 class EncoderFeatures:
+    """The particle encoder's penultimate features (:meth:`Classifier.embed`)."""
+
     name = "particle-encoder"
 
-    def __init__(self, model_dir: str | Path, batch_size: int = 256):
-        from svpgen.classify.predict import LoadedClassifier
+    def __init__(self, model_dir: str | Path, batch_size: int = 256, device: str = "auto"):
+        from svpgen.classify.classifier import Classifier
 
-        self.clf = LoadedClassifier(model_dir)
+        self.clf = Classifier.from_pretrained(model_dir, device)
         self.batch_size = batch_size
 
-    @torch.inference_mode()
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        from svpgen.classify.models import penultimate, to_input
-
-        model = self.clf.model.eval()
-        feats = []
-        for s in range(0, len(images), self.batch_size):
-            x = to_input(torch.from_numpy(np.array(images[s : s + self.batch_size]))).to(memory_format=torch.channels_last)
-            feats.append(penultimate(model, x).double())
-        return torch.cat(feats).numpy()
+        return self.clf.embed(images, self.batch_size)
 
 
 class TimmFeatures:
+    """A timm backbone's pooled features from a local weights file (gray repeated to RGB,
+    resized to the backbone's input size, its own normalisation)."""
+
     def __init__(self, arch: str, weights: str | Path, batch_size: int = 64):
         import timm
 
@@ -75,6 +74,8 @@ class TimmFeatures:
 
 
 class InceptionFeatures:
+    """The FID Inception-v3 (torchmetrics / torch-fidelity) from a local weights file."""
+
     name = "inception-v3"
 
     def __init__(self, weights: str | Path, batch_size: int = 64):
@@ -97,6 +98,7 @@ class InceptionFeatures:
 
 
 def make_extractor(kind: str, encoder: str | Path | None = None, weights: str | Path | None = None, arch: str | None = None):
+    """The feature extractor the audit asked for: encoder, pixels, timm or inception."""
     if kind == "pixels":
         return PixelFeatures()
     if kind == "encoder":

@@ -28,6 +28,7 @@ class _Precomputed(nn.Module):
 
 
 def fid(real: np.ndarray, gen: np.ndarray) -> float:
+    """Fréchet distance between two feature sets (torchmetrics, float64)."""
     metric = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), reset_real_features=True)
     metric.update(torch.from_numpy(real), real=True)
     metric.update(torch.from_numpy(gen), real=False)
@@ -35,12 +36,15 @@ def fid(real: np.ndarray, gen: np.ndarray) -> float:
 
 
 def kid(real: np.ndarray, gen: np.ndarray, subsets: int = 50, seed: int = 0) -> tuple[float, float]:
+    """Kernel inception distance (mean, std over ``subsets`` random subsets) between two
+    feature sets. The subsets are drawn from a private RNG: training's global RNG is untouched."""
     size = min(len(real), len(gen), 1000)
-    torch.manual_seed(seed)
     metric = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=size)
     metric.update(torch.from_numpy(real), real=True)
     metric.update(torch.from_numpy(gen), real=False)
-    mean, std = metric.compute()
+    with torch.random.fork_rng(devices=[]):  # torchmetrics draws subsets from the global RNG
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
     return float(mean), float(std)
 
 

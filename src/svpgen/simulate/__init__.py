@@ -1,4 +1,4 @@
-"""The FIM particle simulator: the embedded default dataset (spec: shared/specs/simulator.md)."""
+"""The FIM particle simulator: the embedded default dataset (README, "The simulator")."""
 
 from svpgen.simulate.engine import SimConfig, simulate
 

@@ -18,6 +18,7 @@ def _lognormal_clipped(rng, n, median, sigma_ln, lo, hi):
 
 
 def render_bubbles(rng: np.random.Generator, n: int, background: np.ndarray, pixel_um: float):
+    """Ideal intensity fields (N×64×64) and per-particle metadata of ``n`` air bubbles."""
     large = rng.random(n) < 0.35
     fields = np.empty((n, SIZE, SIZE), np.float32)
     esd = np.empty(n)

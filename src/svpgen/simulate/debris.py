@@ -10,6 +10,7 @@ from svpgen.simulate.field import SIZE, _XX, _YY, blur_binned, col
 
 
 def render_glass(rng: np.random.Generator, n: int, background: np.ndarray, pixel_um: float):
+    """Ideal intensity fields and metadata of ``n`` glass lamellae."""
     d = rng.uniform(10, 100, n)
     aspect = rng.uniform(0.2, 0.7, n)
     angle = rng.uniform(0, np.pi, n)
@@ -27,6 +28,7 @@ def render_glass(rng: np.random.Generator, n: int, background: np.ndarray, pixel
 
 
 def render_fiber(rng: np.random.Generator, n: int, background: np.ndarray, pixel_um: float):
+    """Ideal intensity fields and metadata of ``n`` fibres."""
     width_um, length_um = rng.uniform(5, 20, n), rng.uniform(50, 500, n)
     side = np.minimum(length_um, 150) / pixel_um * rng.uniform(0.8, 1.2, n)
     width_px = width_um / pixel_um * SIZE / side

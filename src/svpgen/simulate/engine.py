@@ -15,12 +15,12 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from svpgen.data.preprocess import preprocess
+from svpgen.data.preprocess import IMAGE_SIZE, preprocess
 from svpgen.data.store import Particles
 from svpgen.errors import SvpgenError
 from svpgen.simulate.bubbles import render_bubbles
 from svpgen.simulate.debris import render_fiber, render_glass
-from svpgen.simulate.field import blur_binned
+from svpgen.simulate.field import SIZE, blur_binned
 from svpgen.simulate.oil import render_oil
 from svpgen.simulate.protein import render_protein
 
@@ -52,6 +52,8 @@ class SimConfig:
 
 @dataclass
 class Simulation:
+    """Simulated particles, and their native-size crops when an export needs them."""
+
     particles: Particles
     native_crops: list[np.ndarray] | None  # uint8 crops at native size (for instrument exports)
 
@@ -63,11 +65,11 @@ def _finish(rng: np.random.Generator, fields: np.ndarray, meta: dict, cfg: SimCo
     side = np.clip(np.rint(true_side), cfg.min_native_px, cfg.max_native_px).astype(int)
     pixel_um = cfg.pixel_um * true_side / side
     psf_px = rng.uniform(*cfg.psf_um, n) / pixel_um
-    fields = blur_binned(fields, psf_px * 64.0 / side)
+    fields = blur_binned(fields, psf_px * SIZE / side)  # native px → render-grid px
     noise_sd = rng.uniform(*cfg.noise_levels, n)
     grad = rng.uniform(*cfg.gradient_levels, n)
     grad_angle = rng.uniform(0, 2 * np.pi, n)
-    images = np.empty((n, 64, 64), np.uint8)
+    images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     natives = [] if keep_native else None
     for i in range(n):
         s = int(side[i])
@@ -149,7 +151,7 @@ def simulate(
     bar.close()
 
     labels = np.concatenate([np.full(j[1], j[0], dtype=object) for j in jobs]) if jobs else np.array([], object)
-    images = np.concatenate([r[0] for r in results]) if results else np.zeros((0, 64, 64), np.uint8)
+    images = np.concatenate([r[0] for r in results]) if results else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     columns = {k: np.concatenate([r[2][k] for r in results]) for k in results[0][2]} if results else {}
     natives = [c for r in results for c in r[1]] if keep_native and results else None
     noisy = _label_noise(np.random.default_rng(class_seeds[-1]), labels, columns.get("esd_um", np.array([])), cfg)

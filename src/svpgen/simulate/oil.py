@@ -47,6 +47,7 @@ def droplet_profile(rng, r: np.ndarray, mode: np.ndarray, scale: np.ndarray) -> 
 
 
 def render_oil(rng: np.random.Generator, n: int, background: np.ndarray, pixel_um: float):
+    """Ideal intensity fields (N×64×64) and per-particle metadata of ``n`` oil droplets."""
     mode = rng.choice(np.array(MODES, dtype=object), size=n, p=MODE_P)
     d = np.clip(np.exp(np.log(4.0) + 0.6 * rng.standard_normal(n)), 1.5, 40.0)
     ar = rng.uniform(0.9, 1.0, n)

@@ -143,6 +143,7 @@ def _dense(rng, n, background):
 
 
 def render_protein(rng: np.random.Generator, n: int, background: np.ndarray, pixel_um: float):
+    """Ideal intensity fields (N×64×64) and per-particle metadata of ``n`` protein aggregates."""
     d = power_law_sizes(rng, n)
     round_ = rng.random(n) < 0.05
     subtype = np.where(round_, "round", rng.choice(np.array(SUBTYPES, dtype=object), size=n, p=SUBTYPE_P)).astype(object)

@@ -24,6 +24,7 @@ def preview_grid(particles, path: Path, per_class: int = 16) -> Path:
 
 
 def run_simulate(out, counts, seed=0, fmt="store", label_noise=0.03, pixel_um=0.55, workers=None, preview=None) -> str:
+    """``svpgen simulate``: render, write as a store / folder tree / FlowCam export; the summary text."""
     cfg = SimConfig(label_noise=label_noise, pixel_um=pixel_um)
     if workers:
         cfg = replace(cfg, workers=workers)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from svpgen.config import TABLE1_PROTEIN_K, StudyConfig
+from svpgen.study.config import TABLE1_PROTEIN_K, StudyConfig
 from svpgen.data.splits import check_disjoint
 from svpgen.data.store import ParticleStore, Particles, provenance_record
 from svpgen.errors import SvpgenError
@@ -47,6 +47,7 @@ def pool_sizes(cfg: StudyConfig) -> dict[str, dict[str, int]]:
 
 
 def generated_needed(cfg: StudyConfig) -> dict[str, int]:
+    """Generated images needed per minority class by the study's Mixed-n datasets."""
     return {c: max((table1_counts(d, cfg)[c][1] for d in cfg.datasets), default=0) for c in cfg.minority}
 
 

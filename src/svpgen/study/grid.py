@@ -13,12 +13,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from svpgen.atomic import write_json
-from svpgen.config import ClassifierConfig, StudyConfig, preset
+from svpgen.classify.config import ClassifierConfig
+from svpgen.study.config import StudyConfig
 from svpgen.errors import SvpgenError
 
 
 @dataclass(frozen=True)
 class Trial:
+    """One grid point for one (model, Table 1 dataset, imbalance strategy) cell."""
+
     arch: str
     dataset: str  # Table 1 name
     imbalance: str
@@ -34,13 +37,16 @@ class Trial:
 
     @property
     def name(self) -> str:
+        """The grid point as a folder name, e.g. adam-lr0.001-wd0.0001-bs64."""
         return f"{self.optimizer}-lr{self.lr:g}-wd{self.weight_decay:g}-bs{self.batch_size}"
 
     def run_dir(self, root: Path) -> Path:
+        """The trial's run folder below ``root``."""
         return root / self.group.replace("+", "_") / self.name
 
 
 def grid_points(grid: dict) -> list[dict]:
+    """Every combination of the grid's optimizer × lr × weight decay × batch size."""
     keys = ("optimizer", "lr", "weight_decay", "batch_size")
     missing = [k for k in keys if k not in grid]
     if missing:
@@ -49,6 +55,7 @@ def grid_points(grid: dict) -> list[dict]:
 
 
 def study_trials(cfg: StudyConfig) -> list[Trial]:
+    """All trials of the study: each model × (dataset or baseline) × grid point."""
     trials = []
     for arch in cfg.archs:
         cells = [(d, "none") for d in cfg.datasets] + [(cfg.baseline_dataset, b) for b in cfg.baselines]
@@ -69,7 +76,7 @@ def run_trial(trial: Trial, cfg: StudyConfig, out: Path, device: str = "cpu", pr
     if done.exists():
         return json.loads(done.read_text())
     ccfg: ClassifierConfig = replace(
-        preset("classifier", cfg.classifier_preset), arch=trial.arch, imbalance=trial.imbalance, optimizer=trial.optimizer,
+        ClassifierConfig.from_preset(cfg.classifier_preset), arch=trial.arch, imbalance=trial.imbalance, optimizer=trial.optimizer,
         lr=trial.lr, weight_decay=trial.weight_decay, batch_size=trial.batch_size, seed=cfg.seed,
     )
     train = assemble(trial.dataset, cfg, out / "data", out / "generated")
@@ -83,6 +90,7 @@ def run_trial(trial: Trial, cfg: StudyConfig, out: Path, device: str = "cpu", pr
 
 
 def run_local(trials: list[Trial], cfg: StudyConfig, out: Path, device: str = "cpu") -> list[dict]:
+    """Run the trials one after another on this machine (finished ones are read back)."""
     records = []
     bar = tqdm(trials, unit="trial", desc="grid")
     for trial in bar:
@@ -109,7 +117,7 @@ def run_ray(trials: list[Trial], cfg: StudyConfig, out: Path, workers: int = 2) 
     def trainable(config: dict) -> dict:
         import torch
 
-        from svpgen.config import StudyConfig as _S
+        from svpgen.study.config import StudyConfig as _S
 
         torch.set_num_threads(1)
         record = run_trial(Trial(**config["trial"]), _S.from_dict(config["study"]), Path(config["out"]))
@@ -129,6 +137,7 @@ def run_ray(trials: list[Trial], cfg: StudyConfig, out: Path, workers: int = 2) 
 
 
 def best_per_group(records: list[dict]) -> dict[str, dict]:
+    """The best trial (tuning score) of each Table 2 cell."""
     best: dict[str, dict] = {}
     for r in records:
         if r["group"] not in best or r["score"] > best[r["group"]]["score"]:

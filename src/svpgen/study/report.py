@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from svpgen.atomic import write_text
+from svpgen.atomic import write_csv, write_text
 from svpgen.errors import SvpgenError
+from svpgen.markdown import markdown_table
 
 SHORT = {"protein": "PA", "silicone_oil": "SO", "air_bubble": "AB"}
 
@@ -58,16 +59,6 @@ def _audit_table(out: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _md_table(df: pd.DataFrame) -> str:
-    if df.empty:
-        return "_no evaluated models yet_"
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else "---" for c in cols) + "|"]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r) + " |")
-    return "\n".join(lines)
-
-
 def _img(path: Path, caption: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
@@ -107,8 +98,8 @@ def write_report(out: str | Path) -> dict:
     report_dir = out / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
     at_prev, sampled = table2(out, "at_prevalence"), table2(out, "as_sampled")
-    at_prev.to_csv(report_dir / "table2.csv", index=False)
-    sampled.to_csv(report_dir / "table2_as_sampled.csv", index=False)
+    write_csv(report_dir / "table2.csv", at_prev)
+    write_csv(report_dir / "table2_as_sampled.csv", sampled)
     stages = [s for s in (_load(p) for p in sorted((out / "stages").glob("*.json"))) if s]
     order = {n: i for i, n in enumerate(("data", "encoder", "diffusion", "generate", "audit", "grid", "evaluate"))}
     stages.sort(key=lambda s: order.get(s["stage"], 9))
@@ -122,14 +113,13 @@ def write_report(out: str | Path) -> dict:
         "average precision. Minority precision at 1000:1 is dominated by protein false positives; the values the "
         "paper reports as precision behave like recall — both are shown."
     )
-    timing = "\n".join(f"| {s['stage']} | {s['seconds']:.0f} |" for s in stages)
     audit = _audit_table(out)
     md = "\n".join([
         "# svpgen study report", "", intro, "",
-        f"## Table 2 — at prevalence {prevalence}", "", _md_table(at_prev), "",
-        "## Table 2 — as sampled", "", _md_table(sampled), "",
-        "## Generated images: quality audit (particle-encoder features, vs held-out real)", "", _md_table(audit), "",
-        "## Stage wall time (s)", "", "| stage | seconds |", "|---|---:|", timing, "",
+        f"## Table 2 — at prevalence {prevalence}", "", markdown_table(at_prev, empty="_no evaluated models yet_"), "",
+        "## Table 2 — as sampled", "", markdown_table(sampled, empty="_no evaluated models yet_"), "",
+        "## Generated images: quality audit (particle-encoder features, vs held-out real)", "", markdown_table(audit, empty="_no audit_"), "",
+        "## Stage wall time (s)", "", markdown_table(pd.DataFrame(stages)[["stage", "seconds"]] if stages else pd.DataFrame(), ".0f"), "",
     ])
     write_text(report_dir / "report.md", md)
     figs = _figures(out)

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Callable
 
 from svpgen.atomic import write_json
-from svpgen.config import StudyConfig, preset
 from svpgen.data.store import ParticleStore
 from svpgen.errors import SvpgenError
+from svpgen.study.config import StudyConfig
 
 
 class StudyLog:
+    """Echo a timestamped line and append it to ``OUT/study.log``."""
+
     def __init__(self, out: Path, echo: Callable[[str], None] = print):
         self.path, self.echo = out / "study.log", echo
 
@@ -71,20 +73,21 @@ def _stage_data(cfg: StudyConfig, out: Path, data: Path | None) -> dict:
 
 
 def _stage_encoder(cfg: StudyConfig, out: Path, device: str) -> dict:
-    """The particle encoder for FID/KID/PR: a ResNet-18 on the real training pool."""
-    from svpgen.classify.train import train_classifier
+    """The particle encoder for FID/KID/PR, trained on the real training pool."""
+    from svpgen.evaluate.encoder import train_particle_encoder
 
-    ccfg = replace(preset("classifier", cfg.classifier_preset), epochs=cfg.encoder_epochs, imbalance="oversample", seed=cfg.seed)
     train = ParticleStore(out / "data" / "train").select()
     tune = ParticleStore(out / "data" / "tune").select()
-    res = train_classifier(train, tune, out / "encoder", ccfg, resume=(out / "encoder" / "training_state.pt").exists(), device=device)
+    res = train_particle_encoder(train, tune, out / "encoder", cfg.encoder_epochs, cfg.seed, cfg.classifier_preset, device,
+                                 resume=(out / "encoder" / "training_state.pt").exists())
     return {"tune_macro_auprc": res.best_score, "seconds_training": res.seconds}
 
 
 def _stage_diffusion(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> dict:
-    from svpgen.diffusion.train import train_diffusion
+    from svpgen.diffusion.config import DiffusionConfig
+    from svpgen.diffusion.train import load_training_images, train_diffusion
 
-    dcfg = replace(preset("diffusion", cfg.diffusion_preset), seed=cfg.seed)
+    dcfg = replace(DiffusionConfig.from_preset(cfg.diffusion_preset), seed=cfg.seed)
     if not cfg.audit:
         dcfg = replace(dcfg, fid_epochs=())
     info = {}
@@ -98,9 +101,11 @@ def _stage_diffusion(cfg: StudyConfig, out: Path, device: str, log: StudyLog) ->
         log(f"  diffusion {c}: training ({cfg.diffusion_preset} preset{', resuming' if resume else ''})")
         hook = None
         if dcfg.fid_epochs:
-            from svpgen.study.audit import fid_eval_hook
+            from svpgen.evaluate.audit import fid_hook
+            from svpgen.evaluate.features import EncoderFeatures
 
-            hook = fid_eval_hook(out / "data" / f"diffusion_{c}", c, out / "encoder", dcfg)
+            real = load_training_images(out / "data" / f"diffusion_{c}", c, dcfg.max_images, dcfg.seed)
+            hook = fid_hook(real, EncoderFeatures(out / "encoder", device=device), dcfg.fid_samples)
         res = train_diffusion(out / "data" / f"diffusion_{c}", model_dir, c, dcfg, resume=resume, eval_hook=hook, device=device)
         info[c] = {"images": res.images, "epochs": res.epochs, "seconds": res.seconds, "final_loss": res.final_loss}
     return {"models": info}
@@ -108,6 +113,7 @@ def _stage_diffusion(cfg: StudyConfig, out: Path, device: str, log: StudyLog) ->
 
 def _stage_generate(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> dict:
     from svpgen.diffusion.generate import generate_to_store
+    from svpgen.diffusion.generator import Generator
     from svpgen.plots import sample_grid
     from svpgen.study.datasets import generated_needed
 
@@ -117,8 +123,8 @@ def _stage_generate(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> 
         n_total = max(n, 32)  # always enough for the real-vs-generated figure
         log(f"  generate {c}: {n_total} images with {cfg.sampler}-{cfg.sampler_steps}")
         store, seconds = generate_to_store(
-            out / "diffusion" / c, out / "generated" / c, n_total, cfg.sampler, cfg.sampler_steps, cfg.seed, 64, device,
-            trajectory_png=figures / f"denoising_{c}.png", mode="overwrite",
+            Generator.from_pretrained(out / "diffusion" / c, device), out / "generated" / c, n_total, cfg.sampler,
+            cfg.sampler_steps, cfg.seed, trajectory_png=figures / f"denoising_{c}.png", mode="overwrite",
         )
         real = ParticleStore(out / "data" / f"diffusion_{c}").images[:16]
         sample_grid({f"real {c}": real, f"generated {c}": store.images[:16]}, figures / f"real_vs_generated_{c}.png",
@@ -127,16 +133,18 @@ def _stage_generate(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> 
     return {"generated": info}
 
 
-def _stage_audit(cfg: StudyConfig, out: Path, log: StudyLog) -> dict:
+def _stage_audit(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> dict:
     """Audit each class's generated images against held-out real ones (the evaluation pool)."""
+    from svpgen.diffusion.generator import Generator
+    from svpgen.evaluate.audit import run_audit
     from svpgen.evaluate.features import EncoderFeatures
-    from svpgen.study.audit import run_audit
 
-    extractor = EncoderFeatures(out / "encoder")
+    extractor = EncoderFeatures(out / "encoder", device=device)
     info = {}
     for c in cfg.minority:
         log(f"  audit {c}")
-        res = run_audit(out / "diffusion" / c, out / "data" / "eval", out / "audit" / c, extractor, n=cfg.eval_minority,
+        generator = Generator.from_pretrained(out / "diffusion" / c, device)
+        res = run_audit(generator, out / "data" / "eval", out / "audit" / c, extractor, n=cfg.eval_minority,
                         sampler=cfg.sampler, steps=cfg.sampler_steps, seed=cfg.seed, generated_store=out / "generated" / c, bootstrap=20)
         enc = res["features"]["particle-encoder"]
         info[c] = {"fid": enc["fid"], "kid": enc["kid"], "precision": enc["precision"], "recall": enc["recall"],
@@ -206,7 +214,7 @@ def run_study(
         "generate": _stage(out, "generate", log, lambda: _stage_generate(cfg, out, device, log)),
     }
     if cfg.audit:
-        records["audit"] = _stage(out, "audit", log, lambda: _stage_audit(cfg, out, log))
+        records["audit"] = _stage(out, "audit", log, lambda: _stage_audit(cfg, out, device, log))
     records |= {
         "grid": _stage(out, "grid", log, lambda: _stage_grid(cfg, out, device, backend, workers, log)),
         "evaluate": _stage(out, "evaluate", log, lambda: _stage_evaluate(cfg, out, log)),

@@ -34,11 +34,14 @@ _TABLE_SUFFIXES = (".lst", ".flb", ".csv", ".txt")
 
 @dataclass
 class ImportResult:
+    """What an import read: the particles, the per-input report, the detected format."""
+
     particles: Particles
     report: pd.DataFrame
     format: str
 
     def skip_counts(self) -> pd.Series:
+        """Skipped inputs per reason (details in parentheses folded away)."""
         skipped = self.report[self.report["status"] == "skipped"]
         return skipped["reason"].str.replace(r"\s*\(.*\)$", "", regex=True).value_counts()
 

@@ -35,9 +35,11 @@ class Collector:
         self.report.append({"file": str(file), "row": line, "status": "imported", "reason": note, "id": row["id"]})
 
     def skip(self, file: str | Path, reason: str, line: int | None = None) -> None:
+        """Record an input that was not imported, with its reason."""
         self.report.append({"file": str(file), "row": line, "status": "skipped", "reason": reason, "id": None})
 
     def particles(self, source: str = "real") -> Particles:
+        """Everything collected as a batch of particles."""
         table = pd.DataFrame(self.rows)
         images = np.stack(self.images) if self.images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
         extra = {c: table[c].to_numpy() for c in table.columns if c not in ("id", "label", "origin")}
@@ -51,4 +53,5 @@ class Collector:
         )
 
     def report_frame(self) -> pd.DataFrame:
+        """The import report: file, row, status, reason, id."""
         return pd.DataFrame(self.report, columns=list(REPORT_COLUMNS))

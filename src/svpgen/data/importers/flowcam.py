@@ -47,6 +47,7 @@ class ListFile:
 
     @property
     def names(self) -> list[str]:
+        """The field names in header order."""
         return [n for n, _ in self.header]
 
 

@@ -58,10 +58,12 @@ def _cells(line: str) -> list[str]:
 
 
 def is_flowcam_header(cells: set[str]) -> bool:
+    """Normalised header cells of a VisualSpreadsheet particle CSV export."""
     return "image_file" in cells and len(cells & FLOWCAM_CSV_HINTS) >= 2
 
 
 def is_mfi_header(cells: set[str]) -> bool:
+    """Normalised header cells of an MFI (MVAS) particle table."""
     return "ecd" in cells and len(cells & MFI_COLUMNS) >= 2
 
 

@@ -24,6 +24,8 @@ from scipy.stats import chi2
 
 from svpgen.atomic import write_csv, write_text
 from svpgen.errors import SvpgenError
+from svpgen.markdown import markdown_table
+from svpgen.options import parse_mapping
 
 THRESHOLDS_UM = (2.0, 5.0, 10.0, 25.0)
 EXTRA_THRESHOLDS_UM = (50.0, 100.0)
@@ -40,6 +42,8 @@ LIMITS = {
 
 @dataclass(frozen=True)
 class RunInfo:
+    """How the sample was measured: the volume imaged, dilution, and the container."""
+
     fluid_volume_ml: float  # volume actually imaged
     dilution: float = 1.0
     fill_volume_ml: float | None = None
@@ -92,6 +96,7 @@ def assign_classes(pred: pd.DataFrame, min_confidence: dict[str, float] | float 
 
 
 def particle_sizes(pred: pd.DataFrame) -> pd.Series:
+    """Each particle's size in µm: ESD (FlowCam) or ECD (MFI), whichever column is filled."""
     for col in ("esd_um", "esd_diameter", "ecd"):
         if col in pred.columns and pred[col].notna().any():
             sizes = pd.to_numeric(pred[col], errors="coerce")
@@ -167,26 +172,60 @@ def write_counts_report(pred: pd.DataFrame, run: RunInfo, out: Path, thresholds=
         + (f"; {n_unclassified:,} below the confidence threshold (unclassified, counted as particulate)." if min_confidence else "."),
         "", "Air bubbles are excluded from the particulate total. Intervals: exact Poisson 95%.", "",
     ]
-    show = table.copy()
-    cols = ["class", "size_um", "count", "per_mL", "per_mL_lo95", "per_mL_hi95"] + [c for c in ("per_container", "per_container_lo95", "per_container_hi95") if c in show]
-    md_rows = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(cols) - 2)) + "|"]
-    for _, r in show[cols].iterrows():
-        md_rows.append("| " + " | ".join(f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, (int, np.integer)) else str(v) for v in r) + " |")
+    cols = ["class", "size_um", "count", "per_mL", "per_mL_lo95", "per_mL_hi95"] + [c for c in ("per_container", "per_container_lo95", "per_container_hi95") if c in table]
+    show = table[cols]
     verdict_md = ["", f"## USP <788> ({run.method}), particulate total", ""]
     if verdicts.empty:
         verdict_md.append("_fill volume not given: no pass/fail verdict._")
     else:
-        verdict_md += ["| size | value | upper 95% | limit | unit | verdict | note |", "|---|---:|---:|---:|---|---|---|"]
-        verdict_md += [f"| {r.size_um} | {r.value:,.1f} | {r.upper95:,.1f} | {r.limit:,.0f} | {r.unit} | **{r.verdict}** | {r.note} |" for r in verdicts.itertuples()]
-    md = "\n".join(head + md_rows + verdict_md) + "\n"
+        shown = verdicts.assign(verdict=verdicts["verdict"].map(lambda v: f"**{v}**"))
+        verdict_md.append(markdown_table(shown.rename(columns={"size_um": "size", "upper95": "upper 95%"}), ",.1f"))
+    md = "\n".join(head + [markdown_table(show, ",.2f")] + verdict_md) + "\n"
     write_text(out / "counts.md", md)
     png = base64.b64encode((out / "size_distribution.png").read_bytes()).decode()
     html = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Particle counts</title><style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px}</style></head><body>"
-        f"<h1>Particle counts</h1><p>{head[2]}</p>{show[cols].to_html(index=False, float_format=lambda v: f'{v:,.2f}')}"
+        f"<h1>Particle counts</h1><p>{head[2]}</p>{show.to_html(index=False, float_format=lambda v: f'{v:,.2f}')}"
         f"<h2>USP &lt;788&gt; ({run.method}), particulate total</h2>{verdicts.to_html(index=False) if not verdicts.empty else '<p>fill volume not given: no verdict</p>'}"
         f"<img src='data:image/png;base64,{png}' alt='size distribution'></body></html>"
     )
     write_text(out / "counts.html", html)
     return {"table": table, "compliance": verdicts, "markdown": md}
+
+
+def parse_min_confidence(text: str | None) -> dict[str, float] | float | None:
+    """``--min-confidence``: one threshold (``0.8``) or per class (``protein=0.9,silicone_oil=0.7``)."""
+    if not text:
+        return None
+    if "=" in text:
+        return parse_mapping(text, "--min-confidence", "protein=0.9,silicone_oil=0.7")
+    try:
+        return float(text)
+    except ValueError:
+        raise SvpgenError(f"--min-confidence {text!r}: expected 0.8 or class=0.8,…") from None
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """A predictions CSV written by ``svpgen classify``; a clear error when unreadable."""
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise SvpgenError(f"{path}: not a readable predictions CSV ({str(err).splitlines()[0][:80]})") from None
+
+
+def counts_report(predictions: str | Path, out: str | Path, export_dir: str | Path | None = None, fluid_volume_ml: float | None = None,
+                  dilution: float = 1.0, fill_volume_ml: float | None = None, container_ml: float | None = None,
+                  method: str = "light-obscuration", min_confidence: str | None = None, large: bool = False) -> dict:
+    """``svpgen counts``: predictions CSV (+ the export's run summary for the volume imaged)
+    → the counts report in ``out``; returns what :func:`write_counts_report` returns."""
+    from svpgen.data.importers.flowcam import read_run_summary
+
+    pred = read_predictions(predictions)
+    summary = run_info_from_summary(read_run_summary(Path(export_dir))) if export_dir else {}
+    volume = fluid_volume_ml or summary.get("fluid_volume_ml")
+    if volume is None:
+        raise SvpgenError("no fluid volume imaged: pass --fluid-volume-ml or --export with a FlowCam run summary")
+    run = RunInfo(volume, dilution, fill_volume_ml, container_ml, method)
+    thresholds = THRESHOLDS_UM + (EXTRA_THRESHOLDS_UM if large else ())
+    return write_counts_report(pred, run, Path(out), thresholds, parse_min_confidence(min_confidence))

@@ -1,0 +1,117 @@
+"""A trained particle classifier as one object, in the scikit-learn manner:
+``predict_proba`` / ``predict`` / ``embed`` on uint8 N×64×64 images, ``classes``, and
+``from_pretrained`` / ``save_pretrained`` for the artefact (``model.safetensors`` +
+``config.json``)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from svpgen.checkpoint import load_weights, read_config, save_artefact
+from svpgen.classify.config import ClassifierConfig
+from svpgen.classify.models import batched_outputs, build_classifier, fold_batchnorm, quantize_int8, to_input
+from svpgen.data.preprocess import IMAGE_SIZE
+from svpgen.device import resolve_device
+from svpgen.errors import SvpgenError
+
+KIND = "svpgen-classifier"
+
+
+def check_images(images: np.ndarray) -> np.ndarray:
+    """The classifier's input contract: uint8 N×64×64 (what ``svpgen import`` produces)."""
+    images = np.asarray(images)  # a memmap stays mapped: no copy
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise SvpgenError(f"classifier input must be uint8 N×{IMAGE_SIZE}×{IMAGE_SIZE} (got {images.dtype} {images.shape}); use svpgen import first")
+    return images
+
+
+class Classifier:
+    """A trained classifier: ``predict_proba(uint8 N×64×64) → float N×C`` (rows sum to 1).
+
+    ``model`` is the trained network as trained (what :meth:`save_pretrained` writes);
+    inference runs on a copy with BatchNorm folded into the convolutions (+2–5% img/s),
+    or on an int8 copy after :meth:`quantize`. A logit-adjusted model (``deploy_prior``
+    in its metadata) adds log(deployment prior) − log(training prior) to its logits.
+    """
+
+    def __init__(self, model: nn.Module, classes: list[str], config: ClassifierConfig, metadata: dict | None = None, device: str = "cpu"):
+        self.model = model.to(device).eval()
+        self.classes: list[str] = list(classes)
+        self.config, self.device = config, device
+        self.metadata: dict = dict(metadata or {})
+        self.path: Path | None = None
+        self._fp32: nn.Module | None = None
+        self._int8: nn.Module | None = None
+        deploy, train = self.metadata.get("deploy_prior"), self.metadata.get("train_prior")
+        self.logit_offset = None if deploy is None else np.log(np.asarray(deploy)) - np.log(np.asarray(train))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "auto") -> "Classifier":
+        """Load a classifier directory written by :meth:`save_pretrained`."""
+        path = Path(path)
+        info = read_config(path)
+        if info.get("kind") != KIND:
+            raise SvpgenError(f"{path}: not a classifier model (kind={info.get('kind')!r})")
+        config = ClassifierConfig.from_dict(info["classifier"])
+        model = build_classifier(config.arch, len(info["classes"]), config.stem)
+        model.load_state_dict(load_weights(path / "model.safetensors"))
+        metadata = {k: v for k, v in info.items() if k not in ("kind", "classes", "classifier")}
+        clf = cls(model, info["classes"], config, metadata, resolve_device(device))
+        clf.path = path
+        return clf
+
+    load = from_pretrained
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write ``model.safetensors`` + ``config.json`` (weights first, atomically)."""
+        from svpgen import __version__
+
+        config = {"kind": KIND, "classes": self.classes, "classifier": self.config.to_dict(), "package_version": __version__,
+                  **{k: v for k, v in self.metadata.items() if k != "package_version"}}
+        save_artefact(Path(path), self.model.state_dict(), config)
+        return Path(path)
+
+    def _inference_model(self) -> nn.Module:
+        if self._int8 is not None:
+            return self._int8
+        return self._fp32_model()
+
+    def _fp32_model(self) -> nn.Module:
+        if self._fp32 is None:
+            self._fp32 = fold_batchnorm(copy.deepcopy(self.model)).to(self.device, memory_format=torch.channels_last).eval()
+        return self._fp32
+
+    def quantize(self, calibration_images: np.ndarray, n: int = 512) -> "Classifier":
+        """Switch inference to int8, calibrated on up to ``n`` evenly spaced images (no labels)."""
+        images = check_images(calibration_images)
+        idx = np.linspace(0, len(images) - 1, min(n, len(images))).round().astype(int)
+        x = to_input(torch.from_numpy(np.array(images[idx])))
+        self._int8 = quantize_int8(copy.deepcopy(self._fp32_model()).cpu(), x)
+        return self
+
+    def predict_logits(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Logits N×C (with the logit adjustment when the model carries one)."""
+        model = self._inference_model()
+        device = "cpu" if model is self._int8 else self.device
+        logits = batched_outputs(model, check_images(images), batch_size, device)
+        return logits if self.logit_offset is None else logits + self.logit_offset
+
+    def predict_proba(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities N×C (float64), rows sum to 1, columns in ``classes`` order."""
+        return torch.softmax(torch.from_numpy(self.predict_logits(images, batch_size)).double(), 1).numpy()
+
+    def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """The most probable class name per image."""
+        return np.asarray(self.classes, dtype=object)[self.predict_proba(images, batch_size).argmax(1)]
+
+    def embed(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Penultimate-layer features N×d (float64): the particle encoder's feature space."""
+        return batched_outputs(self._fp32_model(), check_images(images), batch_size, self.device, features=True).astype(np.float64)
+
+    def __repr__(self) -> str:
+        return f"Classifier({self.config.arch}, classes={self.classes}, path={str(self.path) if self.path else None!r})"

@@ -1,0 +1,59 @@
+"""Phase 2 configuration: the classifier, its training, and the presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from svpgen.errors import SvpgenError
+from svpgen.presets import lookup
+
+ARCHS = ("resnet18", "resnet50")
+STEMS = ("standard", "small")
+OPTIMIZERS = ("adam", "adamw")
+IMBALANCE = ("none", "weighted", "oversample", "logit-adjust")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Phase 2: a timm ResNet trained on Real-n / Mixed-n (paper Sec. 2.5)."""
+
+    arch: str = "resnet18"
+    stem: str = "standard"  # paper: the standard ImageNet stem; "small" keeps 64×64 detail
+    pretrained: str | None = None  # a local weights file; nothing is downloaded
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 64
+    epochs: int = 30
+    patience: int = 5  # early stopping on the tuning split
+    imbalance: str = "none"  # none (paper) | weighted | oversample | logit-adjust
+    seed: int = 0
+    channels_last: bool = True
+
+    def __post_init__(self):
+        for name, allowed in (("arch", ARCHS), ("stem", STEMS), ("optimizer", OPTIMIZERS), ("imbalance", IMBALANCE)):
+            if getattr(self, name) not in allowed:
+                raise SvpgenError(f"unknown {name} {getattr(self, name)!r}; choose from {', '.join(allowed)}")
+        for name in ("lr", "batch_size", "epochs", "patience"):
+            if getattr(self, name) <= 0:
+                raise SvpgenError(f"classifier {name} must be > 0 (got {getattr(self, name)})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClassifierConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_preset(cls, name: str) -> "ClassifierConfig":
+        """The ``smoke`` / ``quick`` / ``paper`` classifier preset."""
+        return lookup(PRESETS, name, "classifier")
+
+
+PRESETS: dict[str, ClassifierConfig] = {
+    "smoke": ClassifierConfig(arch="resnet18", batch_size=16, epochs=2, patience=2),
+    "quick": ClassifierConfig(arch="resnet18", batch_size=64, epochs=8, patience=3),
+    "paper": ClassifierConfig(arch="resnet18", epochs=100, patience=10),
+}

@@ -1,0 +1,141 @@
+"""Phase 1 configuration: the U-Net, the noise schedule, training, and the presets.
+
+The ``paper`` preset is the paper's exact setup (Sec. 2.4): T = 1000 linear betas
+1e-4 … 0.02, L1 loss on ε, U-Net dim 64 mults (1, 2, 4, 8), 1000 epochs on 1000 images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from svpgen.errors import SvpgenError
+from svpgen.presets import lookup
+
+LOSSES = ("l1", "mse")
+SAMPLERS = ("ddpm", "ddim", "dpmpp")
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """The paper's U-Net (:mod:`svpgen.diffusion.unet`): dim 64, mults (1, 2, 4, 8)."""
+
+    dim: int = 64
+    dim_mults: tuple[int, ...] = (1, 2, 4, 8)
+    channels: int = 1
+    groups: int = 8
+    # levels (0 = full resolution) that get linear attention; None = every level (paper)
+    linear_attention: tuple[int, ...] | None = None
+    heads: int = 4
+    dim_head: int = 32
+
+    def __post_init__(self):
+        if self.dim < 1 or not self.dim_mults or any(m < 1 for m in self.dim_mults):
+            raise SvpgenError(f"U-Net dim {self.dim} / dim_mults {self.dim_mults}: need positive values")
+        if self.dim % self.groups:
+            raise SvpgenError(f"U-Net dim {self.dim} is not divisible by its {self.groups} GroupNorm groups")
+        levels = range(len(self.dim_mults))
+        if self.linear_attention is not None and any(lv not in levels for lv in self.linear_attention):
+            raise SvpgenError(f"linear_attention levels {self.linear_attention} outside 0…{len(self.dim_mults) - 1}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "UNetConfig":
+        d = dict(d)
+        d["dim_mults"] = tuple(d["dim_mults"])
+        if d.get("linear_attention") is not None:
+            d["linear_attention"] = tuple(d["linear_attention"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """DDPM forward process (paper: T = 1000, linear betas 1e-4 … 0.02)."""
+
+    timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    beta_schedule: str = "linear"
+
+    def __post_init__(self):
+        if self.timesteps < 2:
+            raise SvpgenError(f"timesteps must be ≥ 2 (got {self.timesteps})")
+        if not 0 < self.beta_start < self.beta_end < 1:
+            raise SvpgenError(f"betas must satisfy 0 < beta_start < beta_end < 1 (got {self.beta_start}, {self.beta_end})")
+        if self.beta_schedule not in BETA_SCHEDULES:
+            raise SvpgenError(f"unknown beta_schedule {self.beta_schedule!r}; choose from {', '.join(BETA_SCHEDULES)}")
+
+    def scheduler_kwargs(self) -> dict:
+        """Keyword arguments shared by every diffusers scheduler."""
+        return dict(
+            num_train_timesteps=self.timesteps,
+            beta_start=self.beta_start,
+            beta_end=self.beta_end,
+            beta_schedule=self.beta_schedule,
+            prediction_type="epsilon",
+        )
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Phase 1: one DDPM per minority class (paper Sec. 2.4)."""
+
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    loss: str = "l1"  # paper: L1 on ε; "mse" as an option
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    epochs: int = 1000
+    max_images: int | None = 1000  # training images per class (paper: 1,000)
+    ema_decay: float = 0.995
+    grad_clip: float = 1.0
+    checkpoint_every: int = 10  # epochs
+    seed: int = 0
+    fid_epochs: tuple[int, ...] = ()  # epochs at which FID/KID are computed (paper Fig. 4b)
+    fid_samples: int = 100
+    # the model's recommended sampler: what `generate`, `Generator.sample` and FID use by default
+    sampler: str = "dpmpp"
+    sampler_steps: int | None = None  # None: the sampler's own default
+    channels_last: bool = False
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise SvpgenError(f"unknown loss {self.loss!r} (use {' or '.join(LOSSES)})")
+        for name in ("lr", "batch_size", "epochs", "checkpoint_every"):
+            if getattr(self, name) <= 0:
+                raise SvpgenError(f"diffusion {name} must be > 0 (got {getattr(self, name)})")
+        if not 0 <= self.ema_decay < 1:
+            raise SvpgenError(f"ema_decay must be in [0, 1) (got {self.ema_decay})")
+        if self.sampler not in SAMPLERS:
+            raise SvpgenError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DiffusionConfig":
+        d = dict(d)
+        d["unet"] = UNetConfig.from_dict(d["unet"])
+        d["schedule"] = ScheduleConfig(**d["schedule"])
+        d["fid_epochs"] = tuple(d.get("fid_epochs", ()))
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_preset(cls, name: str) -> "DiffusionConfig":
+        """The ``smoke`` / ``quick`` / ``paper`` diffusion preset."""
+        return lookup(PRESETS, name, "diffusion")
+
+
+PRESETS: dict[str, DiffusionConfig] = {
+    "smoke": DiffusionConfig(
+        unet=UNetConfig(dim=8, dim_mults=(1, 2, 2), groups=4, linear_attention=(2,), heads=2, dim_head=8),
+        lr=1e-3, batch_size=8, epochs=2, max_images=32, checkpoint_every=1, fid_samples=16, sampler_steps=5,
+    ),
+    "quick": DiffusionConfig(
+        unet=UNetConfig(dim=16, dim_mults=(1, 2, 2, 4), groups=8, linear_attention=(3,), heads=4, dim_head=16),
+        lr=2e-3, batch_size=32, epochs=40, max_images=400, ema_decay=0.99, checkpoint_every=5,
+        fid_epochs=(1, 5, 10, 20, 40), fid_samples=100, channels_last=True,
+    ),
+    "paper": DiffusionConfig(fid_epochs=(1, 5, 10, 20, 50, 100, 200, 500, 1000)),
+}

@@ -1,0 +1,106 @@
+"""The study's configuration: the paper's Table 1, its grid, and the study presets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from svpgen.errors import SvpgenError
+from svpgen.presets import lookup
+
+# The paper's Table 1: protein images (thousands) per configuration; every configuration
+# has 1K real images of each minority class; Mixed-n adds generated minority images until
+# each minority class matches the protein count.
+TABLE1_PROTEIN_K = {"Real-0": 1, "Real-1": 2, "Real-2": 5, "Real-3": 10, "Real-4": 20,
+                    "Mixed-1": 2, "Mixed-2": 5, "Mixed-3": 10, "Mixed-4": 20}
+PAPER_GRID = {
+    "optimizer": ("adam", "adamw"),
+    "lr": (1e-5, 5e-4, 1e-4, 5e-3, 1e-3, 5e-2, 1e-2),
+    "weight_decay": (1e-5, 1e-4, 1e-3),
+    "batch_size": (32, 64, 128),
+}
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The whole two-phase study: data → diffusion → generation → Table 1 → grid → Table 2."""
+
+    preset: str = "quick"
+    scale: float = 0.05  # multiplies Table 1's counts (paper: 1.0)
+    datasets: tuple[str, ...] = ("Real-0", "Real-2", "Real-4", "Mixed-2", "Mixed-4")
+    archs: tuple[str, ...] = ("resnet18",)
+    grid: dict = field(default_factory=lambda: {"optimizer": ("adam",), "lr": (1e-3,), "weight_decay": (1e-4,), "batch_size": (64,)})
+    selection_metric: str = "macro_auprc"  # on the tuning split
+    baselines: tuple[str, ...] = ("weighted", "oversample", "logit-adjust")  # run on baseline_dataset
+    baseline_dataset: str = "Real-4"
+    minority: tuple[str, ...] = ("silicone_oil", "air_bubble")
+    diffusion_images: int = 400  # per minority class, disjoint from everything else
+    eval_protein: int = 10_000  # paper: 500,000
+    eval_minority: int = 100  # paper: 500
+    prevalence: tuple[float, float, float] = (1000.0, 1.0, 1.0)  # protein : oil : bubble in deployment
+    tune_protein: int = 400
+    tune_minority: int = 100
+    label_noise: float = 0.03  # simulated training pools; the evaluation set uses ground truth
+    sampler: str = "ddim"  # fast samplers compared in benchmarks/bench_sampler_quality.py
+    sampler_steps: int = 50
+    audit: bool = True  # particle encoder, FID/KID per diffusion epoch, audit of generated images
+    encoder_epochs: int = 3
+    diffusion_preset: str = "quick"
+    classifier_preset: str = "quick"
+    seed: int = 0
+
+    def __post_init__(self):
+        unknown = [d for d in (*self.datasets, self.baseline_dataset) if d not in TABLE1_PROTEIN_K]
+        if unknown:
+            raise SvpgenError(f"unknown dataset(s) {unknown}; Table 1 has {', '.join(TABLE1_PROTEIN_K)}")
+        if self.scale <= 0:
+            raise SvpgenError(f"scale must be > 0 (got {self.scale})")
+        if len(self.prevalence) != 1 + len(self.minority):
+            raise SvpgenError(f"prevalence {self.prevalence} needs one value for protein and each of {self.minority}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StudyConfig":
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(d) - known)
+        if bad:
+            raise SvpgenError(f"unknown study setting(s) {bad}; known: {', '.join(known)}")
+        out = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        if "grid" in out:
+            out["grid"] = {k: tuple(v) if isinstance(v, (list, tuple)) else (v,) for k, v in out["grid"].items()}
+        return cls(**out)
+
+    @classmethod
+    def from_preset(cls, name: str) -> "StudyConfig":
+        """The ``smoke`` / ``quick`` / ``paper`` study preset."""
+        return lookup(PRESETS, name, "study")
+
+
+PRESETS: dict[str, StudyConfig] = {
+    "smoke": StudyConfig(
+        preset="smoke", scale=0.01, datasets=("Real-0", "Mixed-2"), baselines=("weighted",), baseline_dataset="Real-0",
+        diffusion_images=24, eval_protein=300, eval_minority=20, tune_protein=40, tune_minority=12,
+        sampler="dpmpp", sampler_steps=4, encoder_epochs=1, diffusion_preset="smoke", classifier_preset="smoke",
+    ),
+    "quick": StudyConfig(),
+    "paper": StudyConfig(
+        preset="paper", scale=1.0, datasets=tuple(TABLE1_PROTEIN_K), archs=("resnet18", "resnet50"), grid=dict(PAPER_GRID),
+        diffusion_images=1000, eval_protein=500_000, eval_minority=500, tune_protein=4000, tune_minority=500,
+        sampler="ddpm", sampler_steps=1000, diffusion_preset="paper", classifier_preset="paper",
+    ),
+}
+
+
+def load_study_config(preset_name: str | None, config_file: str | Path | None) -> StudyConfig:
+    """A preset, optionally overridden by a JSON file of StudyConfig fields."""
+    base = StudyConfig.from_preset(preset_name or "quick")
+    if config_file:
+        try:
+            overrides = json.loads(Path(config_file).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise SvpgenError(f"{config_file}: cannot read study config ({err})") from None
+        base = StudyConfig.from_dict({**base.to_dict(), **overrides})
+    return base
