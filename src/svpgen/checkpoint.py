@@ -57,3 +57,11 @@ def read_config(path: Path) -> dict:
         return json.loads(cfg_path.read_text())
     except json.JSONDecodeError as err:
         raise SvpgenError(f"{cfg_path}: unreadable ({err.msg})") from None
+
+
+def read_artefact(path: Path, kind: str, what: str) -> tuple[dict, dict]:
+    """(config.json contents, weights) of a model directory whose config says ``kind``."""
+    info = read_config(path)
+    if info.get("kind") != kind:
+        raise SvpgenError(f"{path}: not a {what} model (kind={info.get('kind')!r})")
+    return info, load_weights(Path(path) / "model.safetensors")

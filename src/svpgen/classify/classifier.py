@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from svpgen.checkpoint import load_weights, read_config, save_artefact
+from svpgen.checkpoint import read_artefact, save_artefact
 from svpgen.classify.config import ClassifierConfig
 from svpgen.classify.models import batched_outputs, build_classifier, fold_batchnorm, quantize_int8, to_input
 from svpgen.data.preprocess import IMAGE_SIZE
@@ -54,12 +54,10 @@ class Classifier:
     def from_pretrained(cls, path: str | Path, device: str = "auto") -> "Classifier":
         """Load a classifier directory written by :meth:`save_pretrained`."""
         path = Path(path)
-        info = read_config(path)
-        if info.get("kind") != KIND:
-            raise SvpgenError(f"{path}: not a classifier model (kind={info.get('kind')!r})")
+        info, weights = read_artefact(path, KIND, "classifier")
         config = ClassifierConfig.from_dict(info["classifier"])
         model = build_classifier(config.arch, len(info["classes"]), config.stem)
-        model.load_state_dict(load_weights(path / "model.safetensors"))
+        model.load_state_dict(weights)
         metadata = {k: v for k, v in info.items() if k not in ("kind", "classes", "classifier")}
         clf = cls(model, info["classes"], config, metadata, resolve_device(device))
         clf.path = path

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from svpgen.checkpoint import load_weights, read_config, save_artefact
+from svpgen.checkpoint import read_artefact, save_artefact
 from svpgen.device import resolve_device
 from svpgen.diffusion.config import DiffusionConfig
 from svpgen.diffusion.schedule import sampler as make_sampler
@@ -43,12 +43,10 @@ class Generator:
     def from_pretrained(cls, path: str | Path, device: str = "auto") -> "Generator":
         """Load a diffusion model directory written by :meth:`save_pretrained`."""
         path = Path(path)
-        info = read_config(path)
-        if info.get("kind") != KIND:
-            raise SvpgenError(f"{path}: not a diffusion model (kind={info.get('kind')!r})")
+        info, weights = read_artefact(path, KIND, "diffusion")
         config = DiffusionConfig.from_dict(info["diffusion"])
         unet = UNet(config.unet)
-        unet.load_state_dict(load_weights(path / "model.safetensors"))
+        unet.load_state_dict(weights)
         metadata = {k: v for k, v in info.items() if k not in ("kind", "label", "diffusion")}
         generator = cls(unet, config, info["label"], metadata, resolve_device(device))
         generator.path = path
