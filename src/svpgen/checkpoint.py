@@ -1,5 +1,6 @@
 """Model artefacts: ``model.safetensors`` + ``config.json`` (+ ``training_state.pt``
-for resume, loaded with ``weights_only=True``). Every file is written atomically."""
+for resume, loaded with ``weights_only=True``), and the safe reader of foreign ``.pth``
+state dicts. Every file is written atomically."""
 
 from __future__ import annotations
 
@@ -65,3 +66,21 @@ def read_artefact(path: Path, kind: str, what: str) -> tuple[dict, dict]:
     if info.get("kind") != kind:
         raise SvpgenError(f"{path}: not a {what} model (kind={info.get('kind')!r})")
     return info, load_weights(Path(path) / "model.safetensors")
+
+
+def read_torch_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """A ``torch.save``-d state dict, loaded safely (``weights_only=True``); a dict holding
+    one state dict under ``model``/``state_dict``/``ema`` is unwrapped."""
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and weights-only errors all mean "not such a checkpoint"
+        raise SvpgenError(f"{path}: not a PyTorch checkpoint that loads with weights_only=True ({type(err).__name__}: {str(err).splitlines()[0][:120]})") from None
+    if isinstance(obj, dict) and len(obj) <= 3:
+        for key in ("model", "state_dict", "ema"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise SvpgenError(f"{path}: expected a state dict of tensors, got {type(obj).__name__}")
+    return obj

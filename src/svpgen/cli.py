@@ -68,6 +68,35 @@ def import_cmd(src: Path, out: Path, fmt: str, fit: str, drop_edge: bool, label:
     click.echo(f"report: {out / 'import_report.csv'}")
 
 
+@main.command("import-model")
+@click.argument("file", type=_existing("file"))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--kind", type=click.Choice(["diffusion", "classifier"]), required=True)
+@click.option("--label", help="diffusion: the class the model generates, e.g. air_bubble")
+@click.option("--mean", default="0.485,0.456,0.406", show_default=True, help="classifier input mean per channel (the authors' is not published)")
+@click.option("--std", default="0.229,0.224,0.225", show_default=True, help="classifier input std per channel (the authors' is not published)")
+def import_model(file: Path, out: Path, kind: str, label: str | None, mean: str, std: str) -> None:
+    """Convert the paper authors' released .pth (diffusion U-Net or ResNet) into an svpgen model."""
+    from svpgen.options import parse_floats
+
+    if kind == "diffusion":
+        from svpgen.data.classes import UNKNOWN, canonical_label
+        from svpgen.diffusion.authors import import_authors_diffusion
+
+        canon = canonical_label(label or "")
+        if canon in (None, UNKNOWN):
+            raise SvpgenError(f"--label {label!r}: a diffusion model needs the particle class it generates (e.g. air_bubble)")
+        g = import_authors_diffusion(file, out, canon)
+        click.echo(f"imported {file} → {out}: {canon} U-Net dim {g.config.unet.dim} mults {g.config.unet.dim_mults}, "
+                   f"sampler ddpm over T = {g.config.schedule.timesteps}, no clipping, truncating uint8 conversion")
+    else:
+        from svpgen.classify.authors import import_authors_classifier
+
+        clf = import_authors_classifier(file, out, parse_floats(mean, "--mean"), parse_floats(std, "--std"))
+        click.echo(f"imported {file} → {out}: {clf.config.arch}, {clf.config.in_chans} input channels (gray repeated), "
+                   f"classes {', '.join(clf.classes)}, input mean {clf.config.input_mean} std {clf.config.input_std} (assumed)")
+
+
 @main.command()
 @click.argument("store", type=_existing("dir"))
 def info(store: Path) -> None:

@@ -56,7 +56,7 @@ class Classifier:
         path = Path(path)
         info, weights = read_artefact(path, KIND, "classifier")
         config = ClassifierConfig.from_dict(info["classifier"])
-        model = build_classifier(config.arch, len(info["classes"]), config.stem)
+        model = build_classifier(config.arch, len(info["classes"]), config.stem, in_chans=config.in_chans)
         model.load_state_dict(weights)
         metadata = {k: v for k, v in info.items() if k not in ("kind", "classes", "classifier")}
         clf = cls(model, info["classes"], config, metadata, resolve_device(device))
@@ -88,7 +88,7 @@ class Classifier:
         """Switch inference to int8, calibrated on up to ``n`` evenly spaced images (no labels)."""
         images = check_images(calibration_images)
         idx = np.linspace(0, len(images) - 1, min(n, len(images))).round().astype(int)
-        x = to_input(torch.from_numpy(np.array(images[idx])))
+        x = to_input(torch.from_numpy(np.array(images[idx])), self.config)
         self._int8 = quantize_int8(copy.deepcopy(self._fp32_model()).cpu(), x)
         return self
 
@@ -96,7 +96,7 @@ class Classifier:
         """Logits N×C (with the logit adjustment when the model carries one)."""
         model = self._inference_model()
         device = "cpu" if model is self._int8 else self.device
-        logits = batched_outputs(model, check_images(images), batch_size, device)
+        logits = batched_outputs(model, check_images(images), batch_size, device, spec=self.config)
         return logits if self.logit_offset is None else logits + self.logit_offset
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -109,7 +109,7 @@ class Classifier:
 
     def embed(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Penultimate-layer features N×d (float64): the particle encoder's feature space."""
-        return batched_outputs(self._fp32_model(), check_images(images), batch_size, self.device, features=True).astype(np.float64)
+        return batched_outputs(self._fp32_model(), check_images(images), batch_size, self.device, True, self.config).astype(np.float64)
 
     def __repr__(self) -> str:
         return f"Classifier({self.config.arch}, classes={self.classes}, path={str(self.path) if self.path else None!r})"

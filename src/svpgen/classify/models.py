@@ -16,18 +16,17 @@ import timm
 import torch
 from torch import nn
 
-from svpgen.classify.config import ARCHS
+from svpgen.classify.config import ARCHS, ClassifierConfig
 from svpgen.errors import SvpgenError
 
-# Fixed input scaling (no per-image standardisation: absolute gray level is a class cue).
-PIXEL_MEAN, PIXEL_STD = 0.6, 0.2
+DEFAULT_INPUT = ClassifierConfig()  # the input scaling svpgen's own classifiers use
 
 
-def build_classifier(arch: str, num_classes: int, stem: str = "standard", pretrained: str | Path | None = None) -> nn.Module:
-    """A timm ResNet with one input channel and ``num_classes`` outputs."""
+def build_classifier(arch: str, num_classes: int, stem: str = "standard", pretrained: str | Path | None = None, in_chans: int = 1) -> nn.Module:
+    """A timm ResNet with ``in_chans`` input channels (1: gray) and ``num_classes`` outputs."""
     if arch not in ARCHS:
         raise SvpgenError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
-    kwargs = dict(num_classes=num_classes, in_chans=1)
+    kwargs = dict(num_classes=num_classes, in_chans=in_chans)
     if pretrained:
         path = Path(pretrained)
         if not path.is_file():
@@ -36,26 +35,33 @@ def build_classifier(arch: str, num_classes: int, stem: str = "standard", pretra
     else:
         model = timm.create_model(arch, pretrained=False, **kwargs)
     if stem == "small":
-        model.conv1 = nn.Conv2d(1, model.conv1.out_channels, 3, stride=1, padding=1, bias=False)
+        model.conv1 = nn.Conv2d(in_chans, model.conv1.out_channels, 3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()
     elif stem != "standard":
         raise SvpgenError(f"unknown stem {stem!r} (use standard or small)")
     return model
 
 
-def to_input(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 N×S×S → float N×1×S×S with the fixed scaling."""
-    return images_uint8.unsqueeze(1).float().div_(255.0).sub_(PIXEL_MEAN).div_(PIXEL_STD)
+def to_input(images_uint8: torch.Tensor, spec: ClassifierConfig = DEFAULT_INPUT) -> torch.Tensor:
+    """uint8 N×S×S → float N×C×S×S: scaled to [0, 1], repeated to ``spec.in_chans``
+    channels, normalised by ``spec.input_mean`` / ``spec.input_std``."""
+    x = images_uint8.unsqueeze(1).float().div_(255.0)
+    if spec.in_chans > 1:
+        x = x.repeat(1, spec.in_chans, 1, 1)
+    mean = torch.tensor(spec.input_mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(spec.input_std, dtype=torch.float32).view(1, -1, 1, 1)
+    return x.sub_(mean).div_(std)
 
 
 @torch.inference_mode()
-def batched_outputs(model: nn.Module, images: np.ndarray, batch_size: int = 256, device: str = "cpu", features: bool = False) -> np.ndarray:
+def batched_outputs(model: nn.Module, images: np.ndarray, batch_size: int = 256, device: str = "cpu", features: bool = False,
+                    spec: ClassifierConfig = DEFAULT_INPUT) -> np.ndarray:
     """Logits (or, with ``features``, penultimate features) for uint8 N×S×S images,
-    batched and channels_last; the network is put in eval mode."""
+    batched and channels_last, with ``spec``'s input scaling; the network is put in eval mode."""
     model.eval()
     outs = []
     for start in range(0, len(images), batch_size):
-        x = to_input(torch.from_numpy(np.array(images[start : start + batch_size])))  # a writable copy of the batch
+        x = to_input(torch.from_numpy(np.array(images[start : start + batch_size])), spec)  # a writable copy of the batch
         x = x.to(device, memory_format=torch.channels_last)
         outs.append((penultimate(model, x) if features else model(x)).float().cpu())
     return torch.cat(outs).numpy() if outs else np.zeros((0, 0), np.float32)
@@ -92,7 +98,7 @@ def quantize_int8(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
     """Post-training static int8 quantization for CPU inference (x86 backend, ~3.6× fp32
     for ResNet-18 here). Uses torch.ao's FX graph mode, which torch flags as deprecated in
     favour of torchao's pt2e flow but which works in the pinned torch 2.14.1.
-    ``calibration``: a representative float input batch (N×1×64×64, already scaled)."""
+    ``calibration``: a representative float input batch (N×C×S×S, already scaled)."""
     import warnings
 
     try:

@@ -96,7 +96,7 @@ class _Run:
 
 def _build(cfg: ClassifierConfig, n_classes: int, device: str, state: dict | None) -> _Run:
     torch.manual_seed(cfg.seed)
-    model = build_classifier(cfg.arch, n_classes, cfg.stem, cfg.pretrained).to(device)
+    model = build_classifier(cfg.arch, n_classes, cfg.stem, cfg.pretrained, cfg.in_chans).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
@@ -124,7 +124,7 @@ def _train_epoch(run: _Run, images: torch.Tensor, y: np.ndarray, cfg: Classifier
     losses = []
     for b in range(0, len(images), cfg.batch_size):
         idx = order[b : b + cfg.batch_size]
-        x = to_input(dihedral(images[idx].unsqueeze(1), g).squeeze(1)).to(device, memory_format=torch.channels_last)
+        x = to_input(dihedral(images[idx].unsqueeze(1), g).squeeze(1), cfg).to(device, memory_format=torch.channels_last)
         target = torch.from_numpy(y[idx.numpy()]).to(device)
         with autocast(device):
             loss = F.cross_entropy(run.model(x), target, weight=None if class_weight is None else class_weight.to(device))
@@ -138,9 +138,10 @@ def _train_epoch(run: _Run, images: torch.Tensor, y: np.ndarray, cfg: Classifier
     return float(np.mean(losses))
 
 
-def _tune_scores(model: torch.nn.Module, tune: Particles, y_tune: np.ndarray, n_classes: int, device: str) -> tuple[float, float]:
+def _tune_scores(model: torch.nn.Module, tune: Particles, y_tune: np.ndarray, n_classes: int, device: str,
+                 cfg: ClassifierConfig) -> tuple[float, float]:
     """(macro AUPRC, cross-entropy) on the tuning split."""
-    logits = batched_outputs(model, tune.images, device=device)
+    logits = batched_outputs(model, tune.images, device=device, spec=cfg)
     proba = torch.softmax(torch.from_numpy(logits), 1).numpy()
     return macro_auprc(y_tune, proba, n_classes), float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y_tune)))
 
@@ -181,7 +182,7 @@ def train_classifier(
             break
         ep_start = time.perf_counter()
         train_loss = _train_epoch(run, images, y_train, cfg, epoch, device, class_weight, sample_weight, out, bar)
-        score, tune_loss = _tune_scores(run.model, tune, y_tune, len(classes), device)
+        score, tune_loss = _tune_scores(run.model, tune, y_tune, len(classes), device, cfg)
         run.history.append({"epoch": epoch, "train_loss": train_loss, "tune_loss": tune_loss, "tune_macro_auprc": score,
                             "images_per_s": len(images) / (time.perf_counter() - ep_start), "seconds": time.perf_counter() - t0})
         if score > run.best_score:

@@ -13,6 +13,7 @@ from svpgen.presets import lookup
 
 LOSSES = ("l1", "mse")
 SAMPLERS = ("ddpm", "ddim", "dpmpp")
+ROUNDING = ("round", "truncate")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
 
@@ -28,8 +29,11 @@ class UNetConfig:
     linear_attention: tuple[int, ...] | None = None
     heads: int = 4
     dim_head: int = 32
+    init_kernel: int = 7  # the first convolution: 7×7 (denoising-diffusion-pytorch); the authors' release: 1×1
 
     def __post_init__(self):
+        if self.init_kernel < 1 or self.init_kernel % 2 == 0:
+            raise SvpgenError(f"init_kernel must be a positive odd number (got {self.init_kernel})")
         if self.dim < 1 or not self.dim_mults or any(m < 1 for m in self.dim_mults):
             raise SvpgenError(f"U-Net dim {self.dim} / dim_mults {self.dim_mults}: need positive values")
         if self.dim % self.groups:
@@ -96,6 +100,8 @@ class DiffusionConfig:
     # the model's recommended sampler: what `generate`, `Generator.sample` and FID use by default
     sampler: str = "dpmpp"
     sampler_steps: int | None = None  # None: the sampler's own default
+    clip_sample: bool = True  # clip x̂₀ to [-1, 1] while sampling (dpmpp: dynamic thresholding); the authors' code: no
+    output_rounding: str = "round"  # [-1, 1] → uint8: round to nearest; the authors' code truncates
     channels_last: bool = False
 
     def __post_init__(self):
@@ -108,6 +114,8 @@ class DiffusionConfig:
             raise SvpgenError(f"ema_decay must be in [0, 1) (got {self.ema_decay})")
         if self.sampler not in SAMPLERS:
             raise SvpgenError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
+        if self.output_rounding not in ROUNDING:
+            raise SvpgenError(f"unknown output_rounding {self.output_rounding!r}; choose from {', '.join(ROUNDING)}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -34,7 +34,7 @@ def generate_to_store(
     label = generator.label
     start = time.perf_counter()
     images, trajectory = sample_images(
-        generator.unet, generator.config.schedule, n, sampler, steps, seed, batch_size, generator.device, progress=True,
+        generator.unet, generator.config, n, sampler, steps, seed, batch_size, generator.device, progress=True,
         trajectory_frames=8 if trajectory_png else 0,
     )
     seconds = time.perf_counter() - start

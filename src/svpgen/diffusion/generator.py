@@ -37,7 +37,7 @@ class Generator:
     @property
     def scheduler(self):
         """The recommended sampler as a configured diffusers scheduler (timesteps set)."""
-        return make_sampler(self.config.sampler, self.config.schedule, self.config.sampler_steps)
+        return make_sampler(self.config.sampler, self.config.schedule, self.config.sampler_steps, self.config.clip_sample)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "auto") -> "Generator":
@@ -70,7 +70,7 @@ class Generator:
         from svpgen.diffusion.sample import sample_images
 
         sampler, steps = self.sampling(sampler, steps)
-        images, _ = sample_images(self.unet, self.config.schedule, n, sampler, steps, seed, batch_size, self.device, progress)
+        images, _ = sample_images(self.unet, self.config, n, sampler, steps, seed, batch_size, self.device, progress)
         return images
 
     def sampling(self, sampler: str | None = None, steps: int | None = None) -> tuple[str, int | None]:
@@ -79,13 +79,16 @@ class Generator:
             return self.config.sampler, steps if steps is not None else self.config.sampler_steps
         return sampler, steps
 
-    def training_images(self) -> np.ndarray:
-        """The real images this model was trained on (from the store training recorded)."""
+    def training_images(self) -> np.ndarray | None:
+        """The real images this model was trained on (from the store training recorded);
+        None for a model that records none (an imported one)."""
         from svpgen.diffusion.train import load_training_images
 
         store = self.metadata.get("store")
-        if not store or not Path(store).exists():
-            raise SvpgenError(f"{self.path or 'this model'}: its training store {store!r} is not available")
+        if not store:
+            return None
+        if not Path(store).exists():
+            raise SvpgenError(f"{self.path or 'this model'}: its training store {store} is not available")
         return load_training_images(Path(store), self.label, self.config.max_images, self.config.seed)
 
     def __repr__(self) -> str:

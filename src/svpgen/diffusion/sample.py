@@ -8,19 +8,35 @@ import torch
 from tqdm import tqdm
 
 from svpgen.data.preprocess import IMAGE_SIZE
-from svpgen.diffusion.config import ScheduleConfig
+from svpgen.diffusion.config import DiffusionConfig
 from svpgen.diffusion.schedule import sampler as make_sampler
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Model range [-1, 1] (N×1×S×S) → uint8 N×S×S."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).squeeze(1).cpu().numpy()
+def to_uint8(x: torch.Tensor, rounding: str = "round") -> np.ndarray:
+    """Model range [-1, 1] (N×1×S×S) → uint8 N×S×S: ``round`` to nearest, or ``truncate``
+    as ``((x + 1) / 2 · 255).clip(0, 255).astype(uint8)`` (the authors' conversion)."""
+    scaled = ((x.float() + 1) / 2 * 255).clamp(0, 255)
+    scaled = scaled.round() if rounding == "round" else scaled.floor()
+    return scaled.to(torch.uint8).squeeze(1).cpu().numpy()
+
+
+@torch.no_grad()
+def denoise(model: torch.nn.Module, sched, x: torch.Tensor, generator: torch.Generator, on_step=None) -> torch.Tensor:
+    """Run a configured diffusers scheduler from noise ``x`` to a sample (float, model
+    range); per-step noise comes from ``generator`` (a CPU generator: the same noise on
+    any device). ``on_step(i, t, x)`` is called after every step."""
+    for i, t in enumerate(sched.timesteps):
+        eps = model(sched.scale_model_input(x, t), torch.full((len(x),), int(t), device=x.device))
+        x = sched.step(eps, t, x, generator=generator).prev_sample
+        if on_step is not None:
+            on_step(i, int(t), x)
+    return x
 
 
 @torch.no_grad()
 def sample_images(
     model: torch.nn.Module,
-    schedule: ScheduleConfig,
+    config: DiffusionConfig,
     n: int,
     sampler: str = "dpmpp",
     steps: int | None = None,
@@ -31,27 +47,33 @@ def sample_images(
     trajectory_frames: int = 0,
     channels_last: bool = True,
 ) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
-    """Draw ``n`` images. Returns (uint8 N×S×S, [(timestep, uint8 frames)] of the first
-    batch's first images at ``trajectory_frames`` evenly spaced steps). channels_last is
-    ~1.4× faster for the quick U-Net on CPU (benchmarks/bench_diffusion.py)."""
+    """Draw ``n`` images with ``config``'s schedule, clipping and uint8 conversion. Returns
+    (uint8 N×S×S, [(timestep, uint8 frames)] of the first batch's first images at
+    ``trajectory_frames`` evenly spaced steps). channels_last is ~1.4× faster for the
+    quick U-Net on CPU (benchmarks/bench_diffusion.py)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device, memory_format=fmt).eval()
     out = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     trajectory: list[tuple[int, np.ndarray]] = []
-    n_steps = len(make_sampler(sampler, schedule, steps).timesteps)
+
+    def make():  # a fresh scheduler per batch: multistep solvers keep state
+        return make_sampler(sampler, config.schedule, steps, config.clip_sample)
+
+    n_steps = len(make().timesteps)
     bar = tqdm(total=n * n_steps, unit="img-step", desc=f"sample {sampler}-{n_steps}", disable=not progress)
     for b, start in enumerate(range(0, n, batch_size)):
         m = min(batch_size, n - start)
-        sched = make_sampler(sampler, schedule, steps)  # fresh state per batch (multistep solvers)
+        sched = make()
         g = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + b)
         x = (torch.randn((m, 1, IMAGE_SIZE, IMAGE_SIZE), generator=g).to(device) * sched.init_noise_sigma).contiguous(memory_format=fmt)
         keep = set(np.linspace(0, n_steps - 1, trajectory_frames).round().astype(int)) if (b == 0 and trajectory_frames) else set()
-        for i, t in enumerate(sched.timesteps):
-            eps = model(sched.scale_model_input(x, t), torch.full((m,), int(t), device=device))
-            x = sched.step(eps, t, x, generator=g).prev_sample  # CPU generator: same noise on any device
+
+        def on_step(i: int, t: int, x: torch.Tensor) -> None:
             if i in keep:
-                trajectory.append((int(t), to_uint8(x[:8])))
+                trajectory.append((t, to_uint8(x[:8], config.output_rounding)))
             bar.update(m)
-        out[start : start + m] = to_uint8(x)
+
+        x = denoise(model, sched, x, g, on_step)
+        out[start : start + m] = to_uint8(x, config.output_rounding)
     bar.close()
     return out, trajectory

@@ -24,17 +24,18 @@ def training_scheduler(cfg: ScheduleConfig) -> DDPMScheduler:
     return DDPMScheduler(**cfg.scheduler_kwargs(), clip_sample=True, variance_type="fixed_small")
 
 
-def sampler(name: str, cfg: ScheduleConfig, steps: int | None = None):
-    """A configured diffusers scheduler with ``set_timesteps`` already called."""
+def sampler(name: str, cfg: ScheduleConfig, steps: int | None = None, clip: bool = True):
+    """A configured diffusers scheduler with ``set_timesteps`` already called. ``clip``
+    keeps the x̂₀ predictions in [-1, 1] (clipping for ddpm/ddim, dynamic thresholding for
+    dpmpp); without it ``ddpm`` is exactly the paper's Algorithm 2 as the authors ran it."""
     if name == "ddpm":
-        sched = DDPMScheduler(**cfg.scheduler_kwargs(), clip_sample=True, variance_type="fixed_small")
+        sched = DDPMScheduler(**cfg.scheduler_kwargs(), clip_sample=clip, variance_type="fixed_small")
     elif name == "ddim":
-        sched = DDIMScheduler(**cfg.scheduler_kwargs(), clip_sample=True, set_alpha_to_one=False, timestep_spacing="trailing")
+        sched = DDIMScheduler(**cfg.scheduler_kwargs(), clip_sample=clip, set_alpha_to_one=False, timestep_spacing="trailing")
     elif name == "dpmpp":
         sched = DPMSolverMultistepScheduler(
             **cfg.scheduler_kwargs(), algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="trailing",
-            # dynamic thresholding keeps the x0 predictions in [-1, 1] (DDPM/DDIM clip too)
-            thresholding=True, sample_max_value=1.0, lower_order_final=True,
+            thresholding=clip, sample_max_value=1.0, lower_order_final=True,
         )
     else:
         raise SvpgenError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")

@@ -151,7 +151,7 @@ class UNet(nn.Module):
         dims = [cfg.dim, *(cfg.dim * m for m in cfg.dim_mults)]
         time_dim = cfg.dim * 4
         attn_levels = set(range(len(cfg.dim_mults))) if cfg.linear_attention is None else set(cfg.linear_attention)
-        self.init_conv = nn.Conv2d(cfg.channels, cfg.dim, 7, padding=3)
+        self.init_conv = nn.Conv2d(cfg.channels, cfg.dim, cfg.init_kernel, padding=cfg.init_kernel // 2)
         self.time_mlp = nn.Sequential(
             SinusoidalTimeEmbedding(cfg.dim), nn.Linear(cfg.dim, time_dim), nn.GELU(), nn.Linear(time_dim, time_dim)
         )

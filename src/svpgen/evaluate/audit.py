@@ -2,9 +2,10 @@
 FID/KID hook used during diffusion training, and the filter applied before generated
 images join a training set.
 
-Everything here works on a *generator object* — anything with ``label``, ``config``
-(``max_images``, ``sampler``…), ``sample(n, sampler, steps, seed)`` and
-``training_images()``, such as :class:`svpgen.diffusion.generator.Generator` — so the
+Everything here works on a *generator object* — anything with ``label``, ``metadata``,
+``sample(n, sampler, steps, seed)``, ``sampling(sampler, steps)`` and
+``training_images()`` (None when unknown, e.g. an imported model: the memorization audit
+is then skipped), such as :class:`svpgen.diffusion.generator.Generator` — so the
 evaluation layer never depends on how a model was built or trained.
 """
 
@@ -68,12 +69,15 @@ def _audit_markdown(results: dict, origin: str) -> str:
     ])
     mm = results["memorization"]
     morphology = pd.DataFrame(results["morphology_ks"])[["feature", "ks", "real_median", "generated_median"]]
+    if mm is None:
+        memo = "Memorization: not audited (the model does not record its training images)."
+    else:
+        memo = (f"Memorization: {100 * mm['near_copy_fraction']:.1f}% near-copies in pixel space, "
+                f"{100 * mm['feature_near_copy_fraction']:.1f}% in feature space (nearest-training distance < {mm['copy_ratio']:.2f}× "
+                f"the typical training-to-training distance; smallest ratio {mm['min_pixel_ratio']:.2f}).")
     return "\n".join([
         f"# Generative audit: {label}", "", f"{m} generated images ({origin}) vs {m} held-out real images.", "",
-        markdown_table(features), "",
-        f"Memorization: {100 * mm['near_copy_fraction']:.1f}% near-copies in pixel space, "
-        f"{100 * mm['feature_near_copy_fraction']:.1f}% in feature space (nearest-training distance < {mm['copy_ratio']:.2f}× "
-        f"the typical training-to-training distance; smallest ratio {mm['min_pixel_ratio']:.2f}).", "",
+        markdown_table(features), "", memo, "",
         markdown_table(morphology.rename(columns={"feature": "morphology feature", "ks": "KS", "real_median": "real median",
                                                    "generated_median": "generated median"}), ".3f"), "",
     ])
@@ -105,15 +109,20 @@ def run_audit(generator, real_store: str | Path, out: str | Path, extractor, n: 
         rf, gen_features[ext.name] = ext(real), ext(gen)
         results["features"][ext.name] = {**generative.fid_kid(rf, gen_features[ext.name], bootstrap, seed),
                                          **generative.precision_recall(rf, gen_features[ext.name])}
-    memo = generative.memorization(gen, train_images, gen_features[extractor.name], extractor(train_images))
-    results["memorization"] = {k: memo[k] for k in ("near_copy_fraction", "feature_near_copy_fraction", "copy_ratio", "typical_train_nn")}
-    results["memorization"]["min_pixel_ratio"] = float(memo["pixel_ratio"].min())
+    memo = None
+    if train_images is not None:
+        memo = generative.memorization(gen, train_images, gen_features[extractor.name], extractor(train_images))
+        results["memorization"] = {k: memo[k] for k in ("near_copy_fraction", "feature_near_copy_fraction", "copy_ratio", "typical_train_nn")}
+        results["memorization"]["min_pixel_ratio"] = float(memo["pixel_ratio"].min())
+    else:
+        results["memorization"] = None
     morph, real_m, gen_m = generative.morphology_comparison(real, gen)
     results["morphology_ks"] = morph.to_dict("records")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "audit.json", results)
     sample_grid({f"real {label}": real[:16], f"generated {label}": gen[:16]}, out / "real_vs_generated.png")
-    _pairs_gallery(gen, train_images, memo["pixel_nearest"], memo["pixel_ratio"], out / "closest_pairs.png")
+    if memo is not None:
+        _pairs_gallery(gen, train_images, memo["pixel_nearest"], memo["pixel_ratio"], out / "closest_pairs.png")
     histograms({c: (real_m[c].dropna().to_numpy(), gen_m[c].dropna().to_numpy()) for c in morph["feature"]}, out / "morphology.png")
     origin = f"from {generated_store}" if generated_store else f"{sampler}{'-' + str(steps) if steps else ''}, sampled in {sample_seconds:.1f} s"
     write_text(out / "audit.md", _audit_markdown(results, origin))

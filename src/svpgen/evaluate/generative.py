@@ -130,14 +130,16 @@ def morphology_comparison(real_images: np.ndarray, gen_images: np.ndarray):
     return pd.DataFrame(rows), real, gen
 
 
-def filter_generated(gen_images: np.ndarray, train_images: np.ndarray, reference_images: np.ndarray,
+def filter_generated(gen_images: np.ndarray, train_images: np.ndarray | None, reference_images: np.ndarray,
                      copy_ratio: float = 1 / 3, quantiles: tuple[float, float] = (0.005, 0.995)) -> np.ndarray:
-    """Keep mask for generated images: drop near-copies of training images and images
-    whose morphology (area, aspect ratio, mean/min intensity) falls outside the reference
-    images' [0.5%, 99.5%] range."""
+    """Keep mask for generated images: drop near-copies of training images (when they are
+    known) and images whose morphology (area, aspect ratio, mean/min intensity) falls
+    outside the reference images' [0.5%, 99.5%] range."""
     from svpgen.evaluate.morphology import morphology_table
 
-    keep = ~memorization(gen_images, train_images, copy_ratio=copy_ratio)["near_copy"]
+    keep = np.ones(len(gen_images), dtype=bool)
+    if train_images is not None:
+        keep &= ~memorization(gen_images, train_images, copy_ratio=copy_ratio)["near_copy"]
     ref, gen = morphology_table(reference_images), morphology_table(gen_images)
     for f in ("area_px", "aspect_ratio", "mean_intensity", "min_intensity"):
         lo, hi = np.nanquantile(ref[f], quantiles)
