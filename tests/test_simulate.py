@@ -1,4 +1,5 @@
-"""Simulator acceptance (shared/specs/simulator.md)."""
+"""Simulator acceptance: the calibrated numbers (measured on the real droplets and bubbles
+of the paper's Fig. 5 — see the README's simulator section) and the simulator's mechanics."""
 
 import numpy as np
 import pytest
@@ -37,31 +38,60 @@ def test_mode_fractions(sim):
     t = sim.table
     oil = t[t["true_label"] == "silicone_oil"]["subtype"].str.replace(r"^other_.*", "other", regex=True)
     frac = oil.value_counts(normalize=True)
-    for mode, want in {"bright": 0.50, "dark": 0.30, "faint": 0.12, "other": 0.08}.items():
+    for mode, want in {"bright": 0.50, "dark": 0.30, "faint": 0.10, "other": 0.10}.items():
         assert abs(frac[mode] - want) < 0.05, (mode, frac[mode])
     bub = t[t["true_label"] == "air_bubble"]["subtype"]
-    assert abs(bub.str.startswith("large").mean() - 0.35) < 0.05
+    assert abs(bub.str.startswith("large").mean() - 0.36) < 0.05  # real Fig. 5: 26 of 70
     prot = t[t["true_label"] == "protein"]["subtype"].value_counts(normalize=True)
     assert abs(prot["dense"] - 0.25 * 0.95) < 0.05 and abs(prot["round"] - 0.05) < 0.025
 
 
 def test_small_bubble_profile(sim):
+    """Real small bubbles: a dark dome (centre ≈ 120 below B, the minimum AT the centre)
+    and a bright halo peaking at r ≈ 20 px, ≈ +18 above B."""
     prof = radial_profiles(*subset(sim, "air_bubble", "small"))
-    assert med(prof.argmin(1)) <= 1  # the minimum is AT the centre
-    assert -140 <= med(prof[:, 0]) <= -75  # 75–140 below B
+    assert med(prof.argmin(1)) <= 1
+    assert -135 <= med(prof[:, 0]) <= -100
     halo = prof[:, 12:30].argmax(1) + 12
-    assert 17 <= med(halo) <= 21 and 10 <= med(prof[:, 12:30].max(1)) <= 35
+    assert 18 <= med(halo) <= 22 and 12 <= med(prof[:, 12:30].max(1)) <= 28
 
 
 def test_oil_profiles(sim):
+    """Real droplets: bright-centre ones saturate at the centre (≈ +75) with a broad, shallow
+    trough (≈ −50 at r ≈ 16); dark-centre ones have a deep ring (≈ −100 at r ≈ 9) and a
+    bright halo (+20–35 at r ≈ 20)."""
     bright = radial_profiles(*subset(sim, "silicone_oil", "bright"))
-    assert 55 <= med(bright[:, 0]) <= 85  # centre +60–80
-    assert 12 <= med(bright.argmin(1)) <= 15 and -115 <= med(bright.min(1)) <= -75  # dark ring 80–110
+    assert 60 <= med(bright[:, 0]) <= 80
+    assert 14 <= med(bright.argmin(1)) <= 19 and -65 <= med(bright.min(1)) <= -35
     dark = radial_profiles(*subset(sim, "silicone_oil", "dark"))
-    assert -45 <= med(dark[:, 0]) <= -18  # centre −20…−40
-    assert 8 <= med(dark.argmin(1)) <= 11  # the minimum is a RING (unlike small bubbles)
-    assert -115 <= med(dark.min(1)) <= -85
-    assert 18 <= med(dark[:, 15:30].max(1)) <= 32  # halo +25–30
+    assert -70 <= med(dark[:, 0]) <= -35
+    assert 6 <= med(dark.argmin(1)) <= 11  # the minimum is a RING (unlike small bubbles)
+    assert -115 <= med(dark.min(1)) <= -80
+    assert 17 <= med(dark[:, 15:30].argmax(1) + 15) <= 23 and 15 <= med(dark[:, 15:30].max(1)) <= 35
+
+
+def test_profiles_match_the_real_tiles(real_fixtures):
+    """After the figure's resampling round trip, the median radial profile of simulated
+    droplets and bubbles stays within a few gray levels of the real tiles' at every radius."""
+    from svpgen.simulate.realism import figure_round_trip, radial_profiles as profiles, simulated_crops
+
+    tiles = np.load(real_fixtures / "paper_fig5" / "tiles.npz")
+    for label, tolerance in (("silicone_oil", 14), ("air_bubble", 8)):
+        real = np.median(profiles(tiles[f"real_{label}"]), 0)
+        sim = np.median(profiles(figure_round_trip(simulated_crops(label, 600, 3))), 0)
+        assert np.abs(real - sim).max() <= tolerance, (label, np.abs(real - sim).round(1))
+
+
+@pytest.mark.slow
+def test_two_sample_test_against_the_real_tiles(real_fixtures):
+    """The realism check itself (two seeds; the benchmark runs ten): simulated crops are
+    far harder to tell from real ones than real bubbles from real droplets (AUC 0.98)."""
+    from svpgen.simulate.realism import realism
+
+    tiles = np.load(real_fixtures / "paper_fig5" / "tiles.npz")
+    for label in ("silicone_oil", "air_bubble"):
+        summary = realism(label, tiles[f"real_{label}"], seeds=range(2)).summary()
+        assert summary["auc_logreg"] <= 0.78 and summary["auc_gbm"] <= 0.85, (label, summary)
 
 
 def test_protein_tile_statistics(sim):
@@ -79,7 +109,7 @@ def test_background_centres_on_b(sim):
     small = ~t["subtype"].str.startswith("large").to_numpy()
     delta = np.median(border[small], axis=1) - t["background"].to_numpy()[small]
     assert abs(np.median(delta)) < 3
-    assert 170 <= np.median(border[small]) <= 181
+    assert 171 <= np.median(border[small]) <= 181
 
 
 def test_one_feature_rule_is_not_enough(sim):

@@ -179,3 +179,34 @@ def histograms(pairs: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path
     axes.flat[0].legend(fontsize=6)
     fig.tight_layout()
     return save(fig, path)
+
+
+def realism_panel(classes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], path: str | Path, per_row: int = 10) -> Path:
+    """Per class: a row block of real crops, a block of simulated crops, and the radial
+    profile bands (quartiles 25/50/75 per radius) of both. ``classes[label] = (real,
+    simulated, real_profile 3×R, simulated_profile 3×R)``."""
+    n = len(classes)
+    fig = Figure(figsize=(per_row * 0.75 + 4.2, n * 3.3))
+    grid = fig.add_gridspec(n, 2, width_ratios=(per_row * 0.75, 4.0), wspace=0.15, hspace=0.35)
+    for i, (label, (real, sim, real_p, sim_p)) in enumerate(classes.items()):
+        rows = int(np.ceil(len(real) / per_row)) + int(np.ceil(len(sim) / per_row))
+        sub = grid[i, 0].subgridspec(rows, per_row, wspace=0.03, hspace=0.03)
+        tiles = [("real", t) for t in real] + [("sim", t) for t in sim]
+        for j, (kind, tile) in enumerate(tiles):
+            row = j // per_row if kind == "real" else int(np.ceil(len(real) / per_row)) + (j - len(real)) // per_row
+            ax = fig.add_subplot(sub[row, (j if kind == "real" else j - len(real)) % per_row])
+            ax.imshow(tile, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if (j if kind == "real" else j - len(real)) % per_row == 0:
+                ax.set_ylabel("real" if kind == "real" else "simulated", fontsize=7)
+        ax = fig.add_subplot(grid[i, 1])
+        radii = np.arange(real_p.shape[1])
+        for prof, name, color in ((real_p, "real", "C0"), (sim_p, "simulated", "C1")):
+            ax.fill_between(radii, prof[0], prof[2], color=color, alpha=0.2)
+            ax.plot(radii, prof[1], color=color, label=f"{name} (median, IQR)")
+        ax.set_title(label.replace("_", " "), fontsize=9)
+        ax.set_xlabel("radius (px)", fontsize=8), ax.set_ylabel("gray level", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    return save(fig, path)

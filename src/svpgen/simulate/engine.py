@@ -39,7 +39,7 @@ class SimConfig:
     """Instrument and noise settings (spec defaults)."""
 
     pixel_um: float = 0.55  # FlowCam 10×
-    background: tuple[float, float] = (175.0, 3.0)  # mean, sd of B, clipped to [150, 200]
+    background: tuple[float, float] = (176.0, 3.0)  # mean, sd of B, clipped to [150, 200] (real Fig. 5 tiles: 175–177)
     psf_um: tuple[float, float] = (0.45, 0.9)
     noise_levels: tuple[float, float] = (1.0, 2.5)
     gradient_levels: tuple[float, float] = (0.0, 4.0)
@@ -64,8 +64,9 @@ def _finish(rng: np.random.Generator, fields: np.ndarray, meta: dict, cfg: SimCo
     true_side = np.maximum(meta["native_side"], cfg.min_native_px)
     side = np.clip(np.rint(true_side), cfg.min_native_px, cfg.max_native_px).astype(int)
     pixel_um = cfg.pixel_um * true_side / side
-    psf_px = rng.uniform(*cfg.psf_um, n) / pixel_um
-    fields = blur_binned(fields, psf_px * SIZE / side)  # native px → render-grid px
+    psf_px = rng.uniform(*cfg.psf_um, n) / pixel_um * SIZE / side  # native px → render-grid px
+    defocus_px = meta.get("defocus_px", np.zeros(n))  # a renderer's own defocus, in render-grid px
+    fields = blur_binned(fields, np.hypot(psf_px, defocus_px))  # two Gaussian blurs in one
     noise_sd = rng.uniform(*cfg.noise_levels, n)
     grad = rng.uniform(*cfg.gradient_levels, n)
     grad_angle = rng.uniform(0, 2 * np.pi, n)

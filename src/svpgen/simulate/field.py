@@ -1,8 +1,8 @@
 """Shared geometry for the batched renderers: pixel grids, elliptical radii, profiles.
 
 All renderers draw an *ideal* intensity field on the 64×64 output grid (float32, gray
-levels, background B included); geometry is in 64-px units, the units the spec's [F]
-measurements use. :mod:`svpgen.simulate.engine` then takes each field through the native
+levels, background B included); geometry is in 64-px units, the units every calibration
+number is given in. :mod:`svpgen.simulate.engine` then takes each field through the native
 optics (PSF, native resolution, noise, quantisation) and the standard preprocessing.
 """
 

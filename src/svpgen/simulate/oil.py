@@ -1,83 +1,114 @@
-"""Silicone oil droplets (n ≈ 1.40 in water, ≈1.333): a weak lens, mostly a phase object.
+"""Silicone oil droplets (n ≈ 1.40 in water, ≈ 1.333): a weak lens, mostly a phase object.
 
-The focus mode sets the look [F]: bright centre 50%, dark centre 30% (ring minimum, unlike
-small bubbles), faint 12%, other 8% (touching doublets, slight elongation, protein coat).
+Calibrated against the 70 real droplets of the paper's Fig. 5 (the realism check of
+:mod:`svpgen.simulate.realism`; numbers in the README). In a 64×64 crop a droplet's
+radius R is 19–24 px (dark-centre droplets 16–21), and the focus sets the look:
+
+* bright centre (50%): a bright core (σ 0.30–0.50 R, often saturating, irregular and
+  off-centre) in a broad, shallow dark trough at 0.65–0.90 R that is darker on one side;
+  half of them with a faint bright halo outside;
+* dark centre (30%): a gray centre, a deep dark ring at 0.45–0.65 R and a bright halo
+  just outside the droplet (1.0–1.1 R);
+* faint (10%): defocused, a large low-contrast disc;
+* other (10%): touching doublets, or droplets smeared by motion or a coat.
+
+Fields are deviations from the background B, before the instrument's PSF and sampling.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from svpgen.simulate.field import SIZE, col, fractal_noise, radius, ring
+from svpgen.simulate.field import SIZE, _XX, _YY, col, fractal_noise, radius, ring
 
 MODES = ("bright", "dark", "faint", "other")
-MODE_P = (0.50, 0.30, 0.12, 0.08)
+MODE_P = (0.50, 0.30, 0.10, 0.10)
+OTHER_KINDS = ("doublet", "smeared")
+OTHER_P = (0.4, 0.6)
 
 
-# The [F] ranges describe final crops, after the instrument's PSF and the resampling of a
-# small native crop have softened them. The ideal optical field is sharper, so its contrast
-# is set this much higher; tests/test_simulate.py measures the result against the [F] ranges.
-PSF_COMPENSATION = 1.6
+def _uniform(rng, lo, hi, k):
+    return rng.uniform(lo, hi, k).astype(np.float32)
 
 
-def droplet_profile(rng, r: np.ndarray, mode: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Deviation from background for each droplet (N×64×64); ``scale`` ≈ 1 stretches radii."""
-    k = len(mode)
-    dev = np.zeros_like(r)
-    sc = col(scale)
-    bright = col(mode == "bright")
-    dev += bright * (
-        col(rng.uniform(60, 80, k)) * np.exp(-((r / (sc * col(rng.uniform(5, 7, k)))) ** 2))
-        - col(rng.uniform(80, 110, k)) * ring(r, scale * rng.uniform(12, 15, k), 3.2 * scale)
-        + col(rng.uniform(5, 15, k)) * ring(r, scale * rng.uniform(20, 24, k), 3.0 * scale)
-    )
-    dark = col(mode == "dark")
-    dev += dark * (
-        -col(rng.uniform(14, 26, k)) * np.exp(-((r / (sc * 6.0)) ** 2))
-        - col(rng.uniform(85, 105, k)) * ring(r, scale * rng.uniform(9, 11, k), 3.0 * scale)
-        + col(rng.uniform(25, 30, k)) * ring(r, scale * rng.uniform(18, 21, k), 3.0 * scale)
-    )
-    faint = col(mode == "faint")
-    sign = col(np.where(rng.random(k) < 0.5, 1.0, -1.0))
-    amp = col(rng.uniform(10, 25, k))
-    dev += faint * (
-        sign * amp * np.exp(-((r / (sc * 6.0)) ** 2)) - amp * ring(r, scale * rng.uniform(11, 14, k), 2.5 * scale)
-    )
-    return dev * PSF_COMPENSATION
+def _one_sided(rng, k, cx, cy, strength: float) -> np.ndarray:
+    """1 + s·cos(θ − θ₀): the ring is darker on one side (tilted illumination).
+    cos(θ − θ₀) = (dx·cos θ₀ + dy·sin θ₀) / r, without an arctan per pixel."""
+    dx, dy = _XX - col(cx), _YY - col(cy)
+    theta0 = rng.uniform(0, 2 * np.pi, k)
+    cos_diff = (dx * col(np.cos(theta0)) + dy * col(np.sin(theta0))) / (np.sqrt(dx * dx + dy * dy) + 1e-6)
+    return 1.0 + col(rng.uniform(0, strength, k)) * cos_diff
+
+
+def _bright(rng, r, rs, R, cx, cy):
+    k = len(R)
+    sigma = col(R * _uniform(rng, 0.30, 0.50, k))
+    core = col(_uniform(rng, 110, 180, k)) * np.exp(-((rs / sigma) ** col(_uniform(rng, 1.6, 2.6, k))))
+    core *= 1 + 0.45 * fractal_noise(rng, k, beta=3.0)  # an irregular bright region, not a clean Gaussian
+    trough = -col(_uniform(rng, 15, 110, k)) * ring(r, R * _uniform(rng, 0.65, 0.90, k), R * _uniform(rng, 0.30, 0.48, k))
+    halo = col(_uniform(rng, 5, 35, k) * (rng.random(k) < 0.5)) * ring(r, R * _uniform(rng, 1.1, 1.3, k), R * 0.12)
+    return core + trough * _one_sided(rng, k, cx, cy, 0.6) + halo
+
+
+def _dark(rng, r, rs, R, cx, cy):
+    k = len(R)
+    centre = -col(_uniform(rng, 20, 90, k)) * np.exp(-((rs / col(R * 0.4)) ** 2))
+    dark_ring = -col(_uniform(rng, 80, 170, k)) * ring(r, R * _uniform(rng, 0.45, 0.65, k), R * _uniform(rng, 0.17, 0.25, k))
+    halo = col(_uniform(rng, 30, 80, k)) * ring(r, R * _uniform(rng, 1.0, 1.1, k), R * _uniform(rng, 0.12, 0.18, k))
+    texture = 8 * fractal_noise(rng, k, beta=2.0) * np.exp(-((r / col(0.7 * R)) ** 2))
+    return centre + dark_ring * _one_sided(rng, k, cx, cy, 0.35) + halo + texture
+
+
+def _faint(rng, r, rs, R, cx, cy):
+    k = len(R)
+    sign = col(np.where(rng.random(k) < 0.6, -1.0, 1.0))
+    return sign * col(_uniform(rng, 25, 45, k)) * np.exp(-((r / col(R * 0.8)) ** 2))
+
+
+LOOKS = {"bright": _bright, "dark": _dark, "faint": _faint}
+
+
+def droplet_deviation(rng, look: np.ndarray, r: np.ndarray, rs: np.ndarray, R: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
+    """Deviation from background (N×64×64) of droplets with the given looks; ``r`` is the
+    radius map about each droplet's centre, ``rs`` about its (offset) bright spot."""
+    dev = np.zeros(r.shape, np.float32)
+    for name, fn in LOOKS.items():
+        idx = np.flatnonzero(look == name)
+        if len(idx):
+            dev[idx] = fn(rng, r[idx], rs[idx], R[idx], cx[idx], cy[idx])
+    return dev
 
 
 def render_oil(rng: np.random.Generator, n: int, background: np.ndarray, pixel_um: float):
     """Ideal intensity fields (N×64×64) and per-particle metadata of ``n`` oil droplets."""
     mode = rng.choice(np.array(MODES, dtype=object), size=n, p=MODE_P)
     d = np.clip(np.exp(np.log(4.0) + 0.6 * rng.standard_normal(n)), 1.5, 40.0)
-    ar = rng.uniform(0.9, 1.0, n)
-    angle = rng.uniform(0, np.pi, n)
-    cx, cy = SIZE / 2 + rng.uniform(-1.5, 1.5, (2, n))
-    scale = rng.uniform(0.85, 1.15, n)
+    R = np.select([mode == "faint", mode == "dark"], [_uniform(rng, 22, 30, n), _uniform(rng, 16, 21, n)], _uniform(rng, 19, 24, n))
+    cx, cy = SIZE / 2 + rng.normal(0, 1.2, (2, n))
+    aspect = rng.uniform(0.88, 1.0, n)
+    r = radius(cx, cy, aspect, rng.uniform(0, np.pi, n))
+    offset, offset_angle = rng.uniform(0, 0.3, n) * R, rng.uniform(0, 2 * np.pi, n)
+    rs = radius(cx + offset * np.cos(offset_angle), cy + offset * np.sin(offset_angle), rng.uniform(0.4, 1.0, n), rng.uniform(0, np.pi, n))
     other = mode == "other"
-    kind = np.where(other, rng.choice(np.array(["doublet", "elongated", "coated"], dtype=object), size=n), "")
-    ar = np.where(kind == "elongated", rng.uniform(0.9, 0.93, n), ar)
-    # "other" droplets reuse the bright/dark looks; doublets are two smaller touching droplets
-    look = np.where(other, rng.choice(np.array(["bright", "dark"], dtype=object), size=n), mode)
-    doublet = kind == "doublet"
-    scale = np.where(doublet, scale * 0.62, scale)
-    offset = np.where(doublet, 13.0 * scale, 0.0)
-    r1 = radius(cx - offset * np.cos(angle), cy - offset * np.sin(angle), ar, angle)
-    dev = droplet_profile(rng, r1, look, scale)
-    if doublet.any():
-        idx = np.flatnonzero(doublet)
-        r2 = radius(cx[idx] + offset[idx] * np.cos(angle[idx]), cy[idx] + offset[idx] * np.sin(angle[idx]), ar[idx], angle[idx])
-        second = droplet_profile(rng, r2, look[idx], scale[idx])
-        dev[idx] = np.where(np.abs(second) > np.abs(dev[idx]), second, dev[idx])
-    coated = np.flatnonzero(kind == "coated")
-    if len(coated):
-        r = r1[coated]
-        patch_angle = rng.uniform(0, 2 * np.pi, len(coated))
-        yy, xx = np.mgrid[0:SIZE, 0:SIZE] + 0.5
-        side = (np.cos(patch_angle)[:, None, None] * (xx - col(cx[coated])) + np.sin(patch_angle)[:, None, None] * (yy - col(cy[coated]))) > 0
-        shell = (r > 12 * col(scale[coated])) & (r < 20 * col(scale[coated])) & side
-        dev[coated] += shell * 14 * fractal_noise(rng, len(coated), beta=1.2) - shell * 10
-    fields = np.maximum(col(background) + dev, 2.0)  # intensity stays physical before blur
-    side_px = d / pixel_um * SIZE / (2 * 16 * scale)
+    kind = np.where(other, rng.choice(np.array(OTHER_KINDS, dtype=object), size=n, p=OTHER_P), "")
+    look = np.where(other, rng.choice(np.array(["bright", "dark"], dtype=object), size=n, p=(0.6, 0.4)), mode)
+    single = kind != "doublet"
+    dev = np.zeros((n, SIZE, SIZE), np.float32)
+    dev[single] = droplet_deviation(rng, look[single], r[single], rs[single], R[single], cx[single], cy[single])
+    doublet = np.flatnonzero(~single)
+    if len(doublet):  # two touching droplets, the stronger field wins where they overlap
+        small_r = _uniform(rng, 11, 15, len(doublet))
+        a = rng.uniform(0, np.pi, len(doublet))
+        for sign in (-1, 1):
+            px, py = cx[doublet] + sign * small_r * np.cos(a), cy[doublet] + sign * small_r * np.sin(a)
+            rr = radius(px, py)
+            part = droplet_deviation(rng, look[doublet], rr, rr, small_r, px, py)
+            dev[doublet] = np.where(np.abs(part) > np.abs(dev[doublet]), part, dev[doublet])
+    smeared = np.flatnonzero(kind == "smeared")
+    if len(smeared):
+        dev[smeared] += col(_uniform(rng, 15, 40, len(smeared))) * fractal_noise(rng, len(smeared), beta=2.5) * np.exp(-((r[smeared] / col(R[smeared])) ** 2))
+    defocus = rng.uniform(0.1, 0.8, n) * np.where(mode == "faint", 3.0, 1.0)  # applied with the PSF
+    fields = np.maximum(col(background) + dev, 2.0)  # intensity stays physical
+    native_side = d / pixel_um * SIZE / (2 * R)
     subtype = np.where(other, "other_" + kind.astype(str), mode.astype(str)).astype(object)
-    return fields.astype(np.float32), {"esd_um": d, "native_side": side_px, "subtype": subtype, "aspect": ar}
+    return fields.astype(np.float32), {"esd_um": d, "native_side": native_side, "subtype": subtype, "aspect": aspect, "defocus_px": defocus}
