@@ -13,7 +13,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "svpgen"
 # what each package may import from svpgen (besides the bottom layer of shared helpers)
-BOTTOM = {"svpgen", "atomic", "checkpoint", "device", "distributed", "errors", "markdown", "options", "plots", "presets", "training"}
+BOTTOM = {"svpgen", "atomic", "checkpoint", "device", "distributed", "errors", "markdown", "options", "plots", "presets", "stats", "training"}
 ALLOWED = {
     "data": set(),
     "simulate": {"data"},

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from svpgen.device import DEVICES
+from svpgen.diffusion.config import OBJECTIVES, SAMPLERS
 from svpgen.errors import SvpgenError
 from svpgen.presets import NAMES as PRESET_NAMES
 
@@ -166,14 +167,21 @@ def simulate(out, protein, silicone_oil, air_bubble, glass, fiber, seed, fmt, la
 @click.option("--max-images", type=int, help="training images used (paper: 1000)")
 @click.option("--loss", type=click.Choice(["l1", "mse"]), help="paper: l1")
 @click.option("--timesteps", type=int, help="T (paper: 1000; its released code: 500)")
+@click.option("--objective", type=click.Choice(OBJECTIVES), help="what the network learns (paper: epsilon; quick: edm)")
+@click.option("--min-snr-gamma", type=float, help="epsilon/v: min-SNR-γ loss weighting (e.g. 5)")
+@click.option("--patch", type=click.Choice(["1", "2", "4"]), help="pixel-unshuffle patch size of the U-Net (paper: 1)")
+@click.option("--sampler", type=click.Choice(SAMPLERS), help="the sampler recorded as the model's recommendation")
+@click.option("--sampler-steps", type=int)
+@click.option("--init-from", type=_existing("dir"), help="fine-tune: start from this trained model's weights (same architecture)")
 @click.option("--checkpoint-every", type=int, help="epochs between checkpoints")
 @click.option("--fid/--no-fid", default=True, show_default=True, help="FID/KID at the preset's epochs (needs a particle encoder)")
 @click.option("--encoder", type=click.Path(path_type=Path), help="particle-encoder model dir for FID (default: none → skipped)")
 @click.option("--seed", type=int)
 @click.option("--resume", is_flag=True, help="continue from OUT/training_state.pt")
 @_device_option()
-def train_diffusion_cmd(store, out, label, preset, epochs, batch_size, lr, max_images, loss, timesteps, checkpoint_every, fid, encoder, seed, resume, device):
-    """Train the paper's DDPM on one class's real images."""
+def train_diffusion_cmd(store, out, label, preset, epochs, batch_size, lr, max_images, loss, timesteps, objective, min_snr_gamma,
+                        patch, sampler, sampler_steps, init_from, checkpoint_every, fid, encoder, seed, resume, device):
+    """Train one class's diffusion model on its real images (paper preset: the paper's DDPM)."""
     from svpgen.diffusion.run import run_train_diffusion
 
     def fid_hook_factory(canon_label, cfg):
@@ -185,9 +193,10 @@ def train_diffusion_cmd(store, out, label, preset, epochs, batch_size, lr, max_i
         return fid_hook(real, EncoderFeatures(encoder, device=device), cfg.fid_samples)
 
     click.echo(run_train_diffusion(
-        store, out, label, preset, resume, device, fid_hook_factory if (fid and encoder) else None,
-        epochs=epochs, batch_size=batch_size, lr=lr, max_images=max_images, loss=loss,
-        timesteps=timesteps, checkpoint_every=checkpoint_every, seed=seed,
+        store, out, label, preset, resume, device, fid_hook_factory if (fid and encoder) else None, init_from,
+        epochs=epochs, batch_size=batch_size, lr=lr, max_images=max_images, loss=loss, timesteps=timesteps,
+        objective=objective, min_snr_gamma=min_snr_gamma, patch=int(patch) if patch else None, sampler=sampler,
+        sampler_steps=sampler_steps, checkpoint_every=checkpoint_every, seed=seed,
     ))
 
 
@@ -195,8 +204,8 @@ def train_diffusion_cmd(store, out, label, preset, epochs, batch_size, lr, max_i
 @click.argument("model", type=_existing("dir"))
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--n", "n", type=int, required=True, help="number of images")
-@click.option("--sampler", type=click.Choice(["ddpm", "ddim", "dpmpp"]), help="default: the model's recommended sampler")
-@click.option("--steps", type=int, help="sampling steps (default: the model's; ddpm all T, ddim 50, dpmpp 20)")
+@click.option("--sampler", type=click.Choice(SAMPLERS), help="default: the model's recommended sampler (its config.json)")
+@click.option("--steps", type=int, help="sampling steps (default: the model's; ddpm all T, ddim 50, dpm/edm 20, edm-euler 40)")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--batch-size", default=64, show_default=True)
 @_device_option()
@@ -324,7 +333,7 @@ def train_encoder(store, out, epochs, seed, device):
 @click.option("--feature-arch", help="timm architecture for --features timm (e.g. resnet50 for SwAV, vit_small_patch14_dinov2)")
 @click.option("--feature-weights", type=click.Path(exists=True, dir_okay=False), help="local weights file for timm/inception features")
 @click.option("--n", "n", default=200, show_default=True, help="generated images (FID/KID/PR use min(n, held-out real))")
-@click.option("--sampler", type=click.Choice(["ddpm", "ddim", "dpmpp"]), help="default: the model's recommended sampler")
+@click.option("--sampler", type=click.Choice(SAMPLERS), help="default: the model's recommended sampler")
 @click.option("--steps", type=int)
 @click.option("--generated", type=_existing("dir"), help="audit this generated store instead of sampling")
 @click.option("--bootstrap", default=30, show_default=True)

@@ -60,18 +60,18 @@ def line_curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], path
     return save(fig, path)
 
 
-def denoising_strip(trajectory: list[tuple[int, np.ndarray]], path: str | Path, rows: int = 4, title: str | None = None) -> Path:
+def denoising_strip(trajectory: list[tuple[str, np.ndarray]], path: str | Path, rows: int = 4, title: str | None = None) -> Path:
     """Rows of images across denoising steps, noisy (left) to clean (right): paper Fig. 2."""
     cols = len(trajectory)
     rows = min(rows, len(trajectory[0][1])) if trajectory else 0
     fig = Figure(figsize=(cols * 0.95, rows * 1.0 + 0.4))
     axes = fig.subplots(rows, cols, squeeze=False)
-    for c, (t, frames) in enumerate(trajectory):
+    for c, (step, frames) in enumerate(trajectory):
         for r in range(rows):
             ax = axes[r, c]
             ax.imshow(frames[r], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
-        axes[0, c].set_title(f"t={t}", fontsize=8)
+        axes[0, c].set_title(step, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.subplots_adjust(wspace=0.04, hspace=0.04)
@@ -209,4 +209,24 @@ def realism_panel(classes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, n
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def differences(comparisons, path: str | Path, metrics: tuple[str, ...] = ("macro AUPRC", "macro R")) -> Path:
+    """Paired differences with their 95% intervals, one row per comparison, a panel per metric."""
+    fig = Figure(figsize=(4.2 * len(metrics), 0.45 * max(1, comparisons["candidate"].nunique() + 1) + 1.2))
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics):
+        rows = comparisons[comparisons["metric"] == metric].reset_index(drop=True)
+        ypos = np.arange(len(rows))[::-1]
+        colors = ["C2" if v == "better" else "C3" if v == "worse" else "C7" for v in rows["verdict"]]
+        for y, (d, lo, hi), color in zip(ypos, rows[["difference", "lo", "hi"]].to_numpy(), colors):
+            ax.errorbar([d], [y], xerr=[[d - lo], [hi - d]], fmt="o", color=color, capsize=3)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_yticks(ypos, [f"{c.split('/', 1)[1]} vs {r.split('/', 1)[1]}" for c, r in zip(rows["candidate"], rows["reference"])], fontsize=8)
+        ax.set_xlabel(f"difference in {metric} (95% interval)", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle("paired comparisons: green better, red worse, gray no detectable difference", fontsize=9)
+    fig.tight_layout()
     return save(fig, path)

@@ -74,9 +74,15 @@ class Generator:
         return images
 
     def sampling(self, sampler: str | None = None, steps: int | None = None) -> tuple[str, int | None]:
-        """(sampler, steps) to use: the ones asked for, else the model's recommendation."""
+        """(sampler, steps) to use: the ones asked for, else the model's recommendation.
+        A sampler that does not fit the model's objective is refused."""
+        from svpgen.diffusion.config import SAMPLERS_FOR
+
         if sampler is None:
             return self.config.sampler, steps if steps is not None else self.config.sampler_steps
+        allowed = SAMPLERS_FOR[self.config.schedule.objective]
+        if sampler not in allowed:
+            raise SvpgenError(f"sampler {sampler!r} does not fit this {self.config.schedule.objective} model; choose from {', '.join(allowed)}")
         return sampler, steps
 
     def training_images(self) -> np.ndarray | None:

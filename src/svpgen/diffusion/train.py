@@ -24,7 +24,7 @@ from svpgen.data.augment import dihedral
 from svpgen.data.store import ParticleStore
 from svpgen.diffusion.config import DiffusionConfig
 from svpgen.diffusion.generator import Generator
-from svpgen.diffusion.schedule import training_scheduler
+from svpgen.diffusion.schedule import training_batch, training_scheduler
 from svpgen.diffusion.unet import UNet
 from svpgen.distributed import DistContext, setup, teardown
 from svpgen.errors import SvpgenError
@@ -53,10 +53,13 @@ def to_model_range(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).float().div_(127.5).sub_(1.0).unsqueeze(1)
 
 
-def diffusion_loss(model: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, kind: str) -> torch.Tensor:
-    """The paper's L1 loss on the predicted noise (``mse`` as an option)."""
-    pred = model(x_t, t)
-    return F.l1_loss(pred, noise) if kind == "l1" else F.mse_loss(pred, noise)
+def diffusion_loss(model: torch.nn.Module, x_in: torch.Tensor, t: torch.Tensor, target: torch.Tensor, kind: str,
+                   weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The paper's L1 loss between the network's output and its target (ε for the paper),
+    or MSE; optionally weighted per sample (min-SNR-γ)."""
+    per_pixel = F.l1_loss(model(x_in, t), target, reduction="none") if kind == "l1" else F.mse_loss(model(x_in, t), target, reduction="none")
+    per_sample = per_pixel.flatten(1).mean(1)
+    return per_sample.mean() if weight is None else (per_sample * weight.to(per_sample.device)).mean()
 
 
 def load_training_images(store_path: Path, label: str, max_images: int | None, seed: int) -> np.ndarray:
@@ -84,11 +87,18 @@ class _Run:
     start_epoch: int = 0
     last_checkpoint: int | None = None
     last_plot: float = 0.0  # time.perf_counter() of the last curve update
+    extra: dict = field(default_factory=dict)  # recorded in the model's config.json
 
 
-def _build(cfg: DiffusionConfig, ctx: DistContext, state: dict | None, state_file: Path) -> _Run:
+def _build(cfg: DiffusionConfig, ctx: DistContext, state: dict | None, state_file: Path, init_from: Path | None = None) -> _Run:
     torch.manual_seed(cfg.seed)
-    model = UNet(cfg.unet).to(ctx.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
+    model = UNet(cfg.unet)
+    if init_from is not None and state is None:  # fine-tune a pretrained model (e.g. one trained on protein images)
+        prior = Generator.from_pretrained(init_from, "cpu")
+        if prior.config.unet != cfg.unet or prior.config.schedule != cfg.schedule:
+            raise SvpgenError(f"{init_from}: its U-Net or noise schedule differs from this training run's; fine-tune with the same settings")
+        model.load_state_dict(prior.unet.state_dict())
+    model = model.to(ctx.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     run = _Run(model, ema, opt, DistributedDataParallel(model) if ctx.world > 1 else model)
@@ -111,16 +121,15 @@ def _train_epoch(run: _Run, images: torch.Tensor, cfg: DiffusionConfig, epoch: i
     if ctx.world > 1:
         perm = perm[: len(perm) - len(perm) % ctx.world][ctx.rank :: ctx.world]
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    sched = training_scheduler(cfg.schedule)
+    ddpm = training_scheduler(cfg.schedule) if cfg.schedule.objective != "edm" else None
     start, losses, seen = time.perf_counter(), [], 0
     run.model.train()
     for b in range(0, len(perm), cfg.batch_size):
         x0 = dihedral(images[perm[b : b + cfg.batch_size]], g)
-        t = torch.randint(0, cfg.schedule.timesteps, (len(x0),), generator=g)
-        noise = torch.randn(x0.shape, generator=g)
-        x_t = sched.add_noise(x0, noise, t).to(ctx.device, memory_format=memory_format)
+        x_in, t, target, weight = training_batch(cfg.schedule, x0, g, ddpm, cfg.min_snr_gamma)
+        x_in = x_in.to(ctx.device, memory_format=memory_format)
         with autocast(ctx.device):
-            loss = diffusion_loss(run.net, x_t, t.to(ctx.device), noise.to(ctx.device), cfg.loss)
+            loss = diffusion_loss(run.net, x_in, t.to(ctx.device), target.to(ctx.device), cfg.loss, weight)
         value = ctx.all_mean(float(loss.detach()))
         check_finite(value, epoch, b // cfg.batch_size + 1, out, run.last_checkpoint)
         run.opt.zero_grad(set_to_none=True)
@@ -143,7 +152,7 @@ def _checkpoint(out: Path, run: _Run, epoch: int, cfg: DiffusionConfig, label: s
     state = {"model": run.model.state_dict(), "ema": run.ema.state_dict(), "optimizer": run.opt.state_dict(),
              "epoch": epoch, "metrics": run.rows, "config": cfg.to_dict()}
     save_checkpoint(out, state, run.rows, METRICS_FILE)
-    Generator(run.ema.module, cfg, label, {"trained_epochs": epoch, "train_images": n, "store": str(store_path)},
+    Generator(run.ema.module, cfg, label, {"trained_epochs": epoch, "train_images": n, "store": str(store_path), **run.extra},
               device=str(next(run.ema.module.parameters()).device)).save_pretrained(out)
     if epoch == cfg.epochs or time.perf_counter() - run.last_plot > PLOT_EVERY_S:
         _plot_curves(run.rows, out)
@@ -169,15 +178,19 @@ def train_diffusion(
     eval_hook: EvalHook | None = None,
     progress: bool = True,
     device: str | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """Train a DDPM on one class; write the model, ``metrics.csv`` and curves to ``out``.
-    ``eval_hook(generator, epoch)`` runs at ``cfg.fid_epochs`` and adds to the metrics row."""
+    ``eval_hook(generator, epoch)`` runs at ``cfg.fid_epochs`` and adds to the metrics row;
+    ``init_from`` starts from another trained model's weights (fine-tuning)."""
     out, store_path = Path(out), Path(store_path)
     ctx = setup(device)
     try:
         state = resume_state(out, resume)
         images = to_model_range(load_training_images(store_path, label, cfg.max_images, cfg.seed))
-        run = _build(cfg, ctx, state, out)
+        run = _build(cfg, ctx, state, out, Path(init_from) if init_from else None)
+        if init_from:
+            run.extra["fine_tuned_from"] = str(init_from)
         out.mkdir(parents=True, exist_ok=True)
         steps_per_epoch = max(1, (len(images) // ctx.world + cfg.batch_size - 1) // cfg.batch_size)
         bar = tqdm(total=(cfg.epochs - run.start_epoch) * steps_per_epoch, unit="step", desc=f"diffusion {label}",

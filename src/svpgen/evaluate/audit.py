@@ -40,8 +40,9 @@ def fid_hook(real_images: np.ndarray, extractor, n_samples: int) -> Callable:
     return hook
 
 
-def held_out_real(generator, real_store: str | Path) -> np.ndarray:
-    """Real images of the generator's class in ``real_store`` that it was not trained on."""
+def held_out_real(generator, real_store: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Real images of the generator's class in ``real_store`` that it was not trained on,
+    and their sub-types when the store records them (simulated data does)."""
     store = ParticleStore(real_store)
     idx = store.indices(label=generator.label, source=("real", "simulated"))
     train_store = generator.metadata.get("store")
@@ -49,7 +50,22 @@ def held_out_real(generator, real_store: str | Path) -> np.ndarray:
     held = idx[~store.table["sha256"].iloc[idx].isin(train_hashes).to_numpy()]
     if len(held) < 10:
         raise SvpgenError(f"{real_store}: only {len(held)} held-out real {generator.label} images (not used to train the model); need ≥ 10")
-    return np.asarray(store.images[held])
+    subtypes = store.table["subtype"].to_numpy()[held] if "subtype" in store.table.columns else None
+    return np.asarray(store.images[held]), subtypes
+
+
+def realism_lenses(real: np.ndarray, real_subtypes: np.ndarray | None, gen: np.ndarray, m: int, seeds=range(3)) -> dict:
+    """What FID alone misses: the classifier two-sample test (generated vs the first ``m``
+    real images, AUC) and mode coverage (sub-type shares, when the real images record them).
+    (The third lens, the real-vs-real FID floor, is computed per feature space.)"""
+    from svpgen.stats import two_sample_auc
+
+    out: dict = {"n": m}
+    aucs = [two_sample_auc(real[:m], gen[:m], seed) for seed in seeds]
+    out["two_sample_auc"] = {k: float(np.mean([a[k] for a in aucs])) for k in aucs[0]}
+    if real_subtypes is not None and len(set(generative.subtype_groups(real_subtypes))) > 1:
+        out["modes"] = generative.mode_coverage(real, real_subtypes, gen)
+    return out
 
 
 def _pairs_gallery(gen: np.ndarray, train: np.ndarray, nearest: np.ndarray, ratio: np.ndarray, path: Path, k: int = 8) -> None:
@@ -60,10 +76,23 @@ def _pairs_gallery(gen: np.ndarray, train: np.ndarray, nearest: np.ndarray, rati
                 title="closest generated–training pairs (ratio " + ", ".join(f"{r:.2f}" for r in ratio[order]) + ")")
 
 
+def _lenses_markdown(lenses: dict) -> str:
+    lines = [f"FID / floor: the FID divided by the FID between two disjoint sets of {lenses['n']} real images (same features)."]
+    auc = lenses["two_sample_auc"]
+    lines.append(f"Two-sample test, generated vs real (AUC; 0.5 = indistinguishable): logistic regression {auc['logreg']:.3f}, "
+                 f"gradient boosting {auc['gbm']:.3f}.")
+    modes = lenses.get("modes")
+    if modes:
+        shares = ", ".join(f"{k} {modes['real'][k]:.2f}→{modes['generated'][k]:.2f}" for k in modes["modes"])
+        lines.append(f"Mode coverage (real → generated share; sub-type classifier CV accuracy {modes['classifier_cv_accuracy']:.2f}): {shares}.")
+    return "\n\n".join(lines)
+
+
 def _audit_markdown(results: dict, origin: str) -> str:
     label, m = results["label"], results["n"]
     features = pd.DataFrame([
         {"features": name, "FID [95% CI]": f"{r['fid']:.2f} [{r['fid_ci95'][0]:.2f}, {r['fid_ci95'][1]:.2f}]",
+         "FID / floor": f"{r['fid'] / r['fid_floor']:.1f}×" if r.get("fid_floor") else "–",
          "KID": f"{r['kid']:.4f}", "precision": r["precision"], "recall": r["recall"]}
         for name, r in results["features"].items()
     ])
@@ -77,7 +106,7 @@ def _audit_markdown(results: dict, origin: str) -> str:
                 f"the typical training-to-training distance; smallest ratio {mm['min_pixel_ratio']:.2f}).")
     return "\n".join([
         f"# Generative audit: {label}", "", f"{m} generated images ({origin}) vs {m} held-out real images.", "",
-        markdown_table(features), "", memo, "",
+        markdown_table(features), "", _lenses_markdown(results["lenses"]), "", memo, "",
         markdown_table(morphology.rename(columns={"feature": "morphology feature", "ks": "KS", "real_median": "real median",
                                                    "generated_median": "generated median"}), ".3f"), "",
     ])
@@ -92,7 +121,7 @@ def run_audit(generator, real_store: str | Path, out: str | Path, extractor, n: 
     out = Path(out)
     label = generator.label
     train_images = generator.training_images()
-    real = held_out_real(generator, real_store)
+    all_real, real_subtypes = held_out_real(generator, real_store)
     start = time.perf_counter()
     if generated_store:
         gen = np.asarray(ParticleStore(generated_store).select(label=label, source="generated").images[:n])
@@ -100,15 +129,19 @@ def run_audit(generator, real_store: str | Path, out: str | Path, extractor, n: 
         sampler, steps = generator.sampling(sampler, steps)
         gen = generator.sample(n, sampler, steps, seed)
     sample_seconds = time.perf_counter() - start
-    m = min(len(real), len(gen))
-    real, gen = real[:m], gen[:m]  # FID/KID/PR at equal, reported counts
+    # FID/KID/PR at equal, reported counts; half the real images when that leaves room for the floor
+    m = min(len(gen), len(all_real) // 2 if len(all_real) >= 2 * min(len(gen), 50) else len(all_real))
+    real, gen = all_real[:m], gen[:m]
     results: dict = {"model": str(generator.path), "label": label, "sampler": sampler, "steps": steps, "n": m,
                      "sample_seconds": sample_seconds, "features": {}}
+    results["lenses"] = realism_lenses(all_real, real_subtypes, gen, m)
     gen_features = {}
     for ext in (extractor, PixelFeatures()):
         rf, gen_features[ext.name] = ext(real), ext(gen)
         results["features"][ext.name] = {**generative.fid_kid(rf, gen_features[ext.name], bootstrap, seed),
                                          **generative.precision_recall(rf, gen_features[ext.name])}
+        if len(all_real) >= 2 * m:  # the real-vs-real floor in these features
+            results["features"][ext.name]["fid_floor"] = generative.fid(rf, ext(all_real[m : 2 * m]))
     memo = None
     if train_images is not None:
         memo = generative.memorization(gen, train_images, gen_features[extractor.name], extractor(train_images))

@@ -148,3 +148,35 @@ def filter_generated(gen_images: np.ndarray, train_images: np.ndarray | None, re
     if ref["area_px"].isna().mean() < 0.01:  # "no particle found" is itself out of distribution
         keep &= gen["area_px"].notna().to_numpy()
     return keep
+
+
+def subtype_groups(subtypes: np.ndarray) -> np.ndarray:
+    """Sub-type names folded into the modes the audit compares: the simulator's ``other_*``
+    droplets into ``other``, small bubbles with a centre spot into ``small``."""
+    s = np.asarray(subtypes, dtype=object).astype(str)
+    s = np.where(np.char.startswith(s, "other_"), "other", s)
+    return np.where(s == "small_spot", "small", s)
+
+
+def mode_coverage(real_images: np.ndarray, real_subtypes: np.ndarray, gen_images: np.ndarray, seed: int = 0) -> dict:
+    """Share of each sub-type among real and generated images, the generated ones assigned
+    by a classifier trained on the real images (logistic regression on pooled pixels + radial
+    profile); its cross-validated accuracy on real images says how far to trust it."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from svpgen.stats import features
+
+    groups = subtype_groups(real_subtypes)
+    names = sorted(set(groups))
+    x = features(real_images)
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=3000))
+    folds = int(min(5, np.bincount(np.unique(groups, return_inverse=True)[1]).min()))
+    accuracy = float(cross_val_score(model, x, groups, cv=folds).mean()) if folds >= 2 else float("nan")
+    predicted = model.fit(x, groups).predict(features(gen_images))
+    real_share = {n: float(np.mean(groups == n)) for n in names}
+    gen_share = {n: float(np.mean(predicted == n)) for n in names}
+    return {"modes": names, "real": real_share, "generated": gen_share, "classifier_cv_accuracy": accuracy,
+            "max_abs_diff": max(abs(real_share[n] - gen_share[n]) for n in names)}

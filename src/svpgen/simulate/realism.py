@@ -23,8 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from svpgen.stats import RADII, radial_profiles, two_sample_auc
+
+
 FIGURE_SIDE = 41  # the tiles' size in the paper's figure (≈42.7 px, 1 px trimmed per edge)
-RADII = 32
 
 
 def figure_round_trip(images: np.ndarray, side: int = FIGURE_SIDE) -> np.ndarray:
@@ -36,59 +38,6 @@ def figure_round_trip(images: np.ndarray, side: int = FIGURE_SIDE) -> np.ndarray
         small = Image.fromarray(img).resize((side, side), Image.BILINEAR)
         out[i] = np.asarray(small.resize((size, size), Image.BILINEAR))
     return out
-
-
-def radial_profiles(images: np.ndarray) -> np.ndarray:
-    """Mean gray level at integer radii 0 … 31 about the crop centre (N×32)."""
-    size = images.shape[1]
-    yy, xx = np.mgrid[:size, :size] + 0.5
-    r = np.minimum(np.hypot(yy - size / 2, xx - size / 2).astype(int), RADII - 1).ravel()
-    flat = images.reshape(len(images), -1).astype(np.float64)
-    sums = np.stack([np.bincount(r, weights=row, minlength=RADII) for row in flat])
-    return sums / np.bincount(r, minlength=RADII)
-
-
-def features(images: np.ndarray) -> np.ndarray:
-    """What the two-sample test sees: 16×16 average-pooled pixels and the radial profile."""
-    n, size = len(images), images.shape[1]
-    pooled = images.reshape(n, 16, size // 16, 16, size // 16).mean((2, 4)).reshape(n, -1)
-    return np.hstack([pooled, radial_profiles(images)]) / 255.0
-
-
-def random_orientation(images: np.ndarray, seed: int) -> np.ndarray:
-    """Each image under a random symmetry of the square (rotation by k·90°, optional flip)."""
-    rng = np.random.default_rng(seed)
-    out = np.empty_like(images)
-    for i, img in enumerate(images):
-        img = np.rot90(img, rng.integers(4))
-        out[i] = img[:, ::-1] if rng.integers(2) else img
-    return out
-
-
-def two_sample_auc(real: np.ndarray, other: np.ndarray, seed: int = 0, folds: int = 5, orientation: str = "as_is") -> dict[str, float]:
-    """Cross-validated ROC AUC of telling ``other`` from ``real`` (equal numbers drawn),
-    per classifier: logistic regression and gradient boosting. ``orientation="random"``
-    first gives both sets random orientations, so a curated set's orientation habits
-    (e.g. which side large bubbles are cut at) do not count as a difference."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    rng = np.random.default_rng(seed)
-    n = min(len(real), len(other))
-    a, b = real[rng.choice(len(real), n, replace=False)], other[rng.choice(len(other), n, replace=False)]
-    if orientation == "random":
-        a, b = random_orientation(a, seed), random_orientation(b, seed + 1)
-    x = np.vstack([features(a), features(b)])
-    y = np.r_[np.zeros(n), np.ones(n)]
-    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    models = {
-        "logreg": make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)),
-        "gbm": HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_depth=3, random_state=seed),
-    }
-    return {name: float(cross_val_score(model, x, y, cv=cv, scoring="roc_auc").mean()) for name, model in models.items()}
 
 
 def particle_diameter(images: np.ndarray, threshold: float = 12.0) -> np.ndarray:
