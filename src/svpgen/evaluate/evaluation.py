@@ -46,9 +46,11 @@ def metrics_markdown(m: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def evaluate_model(model_dir: str | Path, store_path: str | Path, out: str | Path, prevalence: str | None = None, figures: bool = True, progress: bool = True, truth_column: str = "label") -> dict:
+def evaluate_model(model_dir: str | Path, store_path: str | Path, out: str | Path, prevalence: str | None = None, figures: bool = True,
+                   progress: bool = True, truth_column: str = "label", int8: bool = False) -> dict:
     """Evaluate on every particle whose ``truth_column`` is one of the model's classes
-    (``true_label`` holds the simulator's ground truth before label noise)."""
+    (``true_label`` holds the simulator's ground truth before label noise). ``int8``
+    evaluates with int8 inference (calibrated on the evaluation images, no labels)."""
     from svpgen import plots
 
     out = Path(out)
@@ -61,7 +63,10 @@ def evaluate_model(model_dir: str | Path, store_path: str | Path, out: str | Pat
         raise SvpgenError(f"{store_path}: no particles labelled with the model's classes {clf.classes}")
     table = store.table.iloc[keep].reset_index(drop=True)
     images = store.images[keep] if len(keep) < len(store) else store.images
+    if int8:
+        clf.quantize(images)
     pred = predictions_table(clf, images, table, progress=progress)
+    pred["truth"] = table[truth_column].to_numpy()
     proba = pred[[f"p_{c}" for c in clf.classes]].to_numpy()
     y = np.array([clf.classes.index(c) for c in table[truth_column]])
     results = {"model": str(model_dir), "store": str(store_path), "truth_column": truth_column, "as_sampled": classification_metrics(y, proba, clf.classes)}

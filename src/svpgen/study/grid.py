@@ -29,6 +29,7 @@ class Trial:
     lr: float
     weight_decay: float
     batch_size: int
+    seed: int = 0  # the training seed (0 … seeds − 1), added to the study's seed
 
     @property
     def group(self) -> str:
@@ -38,7 +39,7 @@ class Trial:
     @property
     def name(self) -> str:
         """The grid point as a folder name, e.g. adam-lr0.001-wd0.0001-bs64."""
-        return f"{self.optimizer}-lr{self.lr:g}-wd{self.weight_decay:g}-bs{self.batch_size}"
+        return f"{self.optimizer}-lr{self.lr:g}-wd{self.weight_decay:g}-bs{self.batch_size}" + (f"-seed{self.seed}" if self.seed else "")
 
     def run_dir(self, root: Path) -> Path:
         """The trial's run folder below ``root``."""
@@ -55,13 +56,14 @@ def grid_points(grid: dict) -> list[dict]:
 
 
 def study_trials(cfg: StudyConfig) -> list[Trial]:
-    """All trials of the study: each model × (dataset or baseline) × grid point."""
+    """All trials of the study: each model × (dataset or baseline) × grid point × seed."""
     trials = []
     for arch in cfg.archs:
         cells = [(d, "none") for d in cfg.datasets] + [(cfg.baseline_dataset, b) for b in cfg.baselines]
         for dataset, imbalance in cells:
             for point in grid_points(cfg.grid):
-                trials.append(Trial(arch, dataset, imbalance, **point))
+                for seed in range(cfg.seeds):
+                    trials.append(Trial(arch, dataset, imbalance, **point, seed=seed))
     return trials
 
 
@@ -77,7 +79,7 @@ def run_trial(trial: Trial, cfg: StudyConfig, out: Path, device: str = "cpu", pr
         return json.loads(done.read_text())
     ccfg: ClassifierConfig = replace(
         ClassifierConfig.from_preset(cfg.classifier_preset), arch=trial.arch, imbalance=trial.imbalance, optimizer=trial.optimizer,
-        lr=trial.lr, weight_decay=trial.weight_decay, batch_size=trial.batch_size, seed=cfg.seed,
+        lr=trial.lr, weight_decay=trial.weight_decay, batch_size=trial.batch_size, seed=cfg.seed + trial.seed,
     )
     train = assemble(trial.dataset, cfg, out / "data", out / "generated")
     tune = ParticleStore(out / "data" / "tune").select()
@@ -136,10 +138,14 @@ def run_ray(trials: list[Trial], cfg: StudyConfig, out: Path, workers: int = 2) 
     return [json.loads((t.run_dir(out / "runs") / "done.json").read_text()) for t in trials]
 
 
-def best_per_group(records: list[dict]) -> dict[str, dict]:
-    """The best trial (tuning score) of each Table 2 cell."""
-    best: dict[str, dict] = {}
+def best_per_group(records: list[dict]) -> dict[str, list[dict]]:
+    """The best trial (tuning score) of each Table 2 cell, per training seed."""
+    best: dict[tuple[str, int], dict] = {}
     for r in records:
-        if r["group"] not in best or r["score"] > best[r["group"]]["score"]:
-            best[r["group"]] = r
-    return best
+        key = (r["group"], r.get("seed", 0))
+        if key not in best or r["score"] > best[key]["score"]:
+            best[key] = r
+    out: dict[str, list[dict]] = {}
+    for (group, _), r in sorted(best.items()):
+        out.setdefault(group, []).append(r)
+    return out

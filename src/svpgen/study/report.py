@@ -1,5 +1,7 @@
-"""``svpgen report``: the paper's Table 2 (per model × dataset: per-class precision, macro
-precision, AUPRC) plus recall and the imbalance baselines, as Markdown, CSV and one
+"""``svpgen report``: the answer first (each Mixed-n vs Real-n and baseline comparison as a
+paired difference with its interval and verdict), then the paper's Table 2 (per model ×
+dataset: per-class precision, macro precision, AUPRC) plus recall and the imbalance
+baselines, every number with its 95% bootstrap interval, as Markdown, CSV and one
 self-contained HTML page with every figure embedded."""
 
 from __future__ import annotations
@@ -11,41 +13,35 @@ from pathlib import Path
 
 import pandas as pd
 
+import numpy as np
+
 from svpgen.atomic import write_csv, write_text
 from svpgen.errors import SvpgenError
 from svpgen.markdown import markdown_table
-
-SHORT = {"protein": "PA", "silicone_oil": "SO", "air_bubble": "AB"}
-
+from svpgen.study.compare import SHORT, answer_sentences, table2_with_intervals, with_intervals
 
 def _load(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def table2(out: Path, key: str = "at_prevalence") -> pd.DataFrame:
-    """One row per evaluated (model, dataset[, strategy]); ``key`` picks the metric set."""
+def table2_as_sampled(out: Path) -> pd.DataFrame:
+    """Point values on the evaluation set as drawn (no reweighting), mean over seeds."""
     rows = []
-    for metrics_path in sorted((out / "eval").glob("*/*/metrics.json")):
-        res = json.loads(metrics_path.read_text())
-        m = res.get(key) or res["as_sampled"]
-        arch, cell = metrics_path.parent.parent.name, metrics_path.parent.name
-        dataset, _, strategy = cell.partition("_")
-        row = {"model": arch, "dataset": dataset, "imbalance": strategy or "none"}
-        for c, v in m["per_class"].items():
-            row[f"P {SHORT.get(c, c)}"] = v["precision"]
-        row["macro P"] = m["macro_precision"]
-        for c, v in m["per_class"].items():
-            row[f"R {SHORT.get(c, c)}"] = v["recall"]
-        row["macro R"] = m["macro_recall"]
-        row["macro AUPRC"] = m["macro_auprc"]
-        row["bal. acc."] = m["balanced_accuracy"]
+    for cell_dir in sorted(p for p in (out / "eval").glob("*/*") if p.is_dir()):
+        runs = [json.loads(p.read_text())["as_sampled"] for p in sorted(cell_dir.glob("seed*/metrics.json"))]
+        if not runs:
+            continue
+        dataset, _, strategy = cell_dir.name.partition("_")
+        row = {"model": cell_dir.parent.name, "dataset": dataset, "imbalance": strategy or "none"}
+        for c in runs[0]["classes"]:
+            row[f"P {SHORT.get(c, c)}"] = float(np.mean([m["per_class"][c]["precision"] for m in runs]))
+        row["macro P"] = float(np.mean([m["macro_precision"] for m in runs]))
+        for c in runs[0]["classes"]:
+            row[f"R {SHORT.get(c, c)}"] = float(np.mean([m["per_class"][c]["recall"] for m in runs]))
+        row["macro R"] = float(np.mean([m["macro_recall"] for m in runs]))
+        row["macro AUPRC"] = float(np.mean([m["macro_auprc"] for m in runs]))
         rows.append(row)
-    if not rows:
-        return pd.DataFrame()
-    df = pd.DataFrame(rows)
-    order = {n: i for i, n in enumerate(["Real-0", "Real-1", "Real-2", "Real-3", "Real-4", "Mixed-1", "Mixed-2", "Mixed-3", "Mixed-4"])}
-    df["_o"] = df["dataset"].map(order).fillna(99) + (df["imbalance"] != "none") * 0.5
-    return df.sort_values(["model", "_o", "imbalance"]).drop(columns="_o").reset_index(drop=True)
+    return pd.DataFrame(rows)
 
 
 def _audit_table(out: Path) -> pd.DataFrame:
@@ -67,6 +63,8 @@ def _img(path: Path, caption: str) -> str:
 def _figures(out: Path) -> list[tuple[Path, str]]:
     figs: list[tuple[Path, str]] = []
     fig_dir = out / "report" / "figures"
+    if (fig_dir / "differences.png").exists():
+        figs.append((fig_dir / "differences.png", "paired differences with 95% intervals"))
     for p in sorted(fig_dir.glob("real_vs_generated_*.png")):
         figs.append((p, f"real vs generated: {p.stem.removeprefix('real_vs_generated_')}"))
     for p in sorted(fig_dir.glob("denoising_*.png")):
@@ -79,8 +77,8 @@ def _figures(out: Path) -> list[tuple[Path, str]]:
         for name, what in (("loss.png", "diffusion loss"), ("fid.png", "FID during training")):
             if (d / name).exists():
                 figs.append((d / name, f"{what}: {d.name}"))
-    for ev in sorted((out / "eval").glob("*/*")):
-        tag = f"{ev.parent.name} / {ev.name}"
+    for ev in sorted((out / "eval").glob("*/*/seed0")):
+        tag = f"{ev.parent.parent.name} / {ev.parent.name}"
         for name, what in (("confusion_precision.png", "precision matrix"), ("confusion_recall.png", "recall matrix"),
                            ("pr_curves.png", "PR curves"), ("misclassified.png", "most confident mistakes")):
             if (ev / name).exists():
@@ -97,40 +95,63 @@ def write_report(out: str | Path) -> dict:
     cfg = study["config"]
     report_dir = out / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
-    at_prev, sampled = table2(out, "at_prevalence"), table2(out, "as_sampled")
+    t2 = table2_with_intervals(out, n_boot=cfg.get("bootstrap", 400), seed=cfg.get("seed", 0))
+    at_prev = t2.table if t2 else pd.DataFrame()
+    comparisons = t2.comparisons if t2 else pd.DataFrame()
+    sampled = table2_as_sampled(out)
     write_csv(report_dir / "table2.csv", at_prev)
     write_csv(report_dir / "table2_as_sampled.csv", sampled)
+    write_csv(report_dir / "comparisons.csv", comparisons)
+    if not comparisons.empty:
+        from svpgen.plots import differences
+
+        differences(comparisons, report_dir / "figures" / "differences.png")
     stages = [s for s in (_load(p) for p in sorted((out / "stages").glob("*.json"))) if s]
     order = {n: i for i, n in enumerate(("data", "encoder", "diffusion", "generate", "audit", "grid", "evaluate"))}
     stages.sort(key=lambda s: order.get(s["stage"], 9))
     prevalence = ":".join(f"{p:g}" for p in cfg["prevalence"])
     eval_ratio = f"{cfg['eval_protein']:,} protein / {cfg['eval_minority']:,} per minority class"
+    seeds = t2.seeds if t2 else cfg.get("seeds", 1)
     intro = (
         f"Preset **{cfg['preset']}** (Table 1 scale {cfg['scale']:g}; data: {study['data']}). "
         f"Evaluation set: {eval_ratio}; metrics are reweighted to the deployment prevalence {prevalence} "
         "(protein : silicone oil : air bubble), the paper's 1000:1:1 setting. P = per-class precision "
         "(paper Eq. 2, column-normalised), macro P = paper Eq. 3, R = per-class recall, AUPRC = macro one-vs-rest "
         "average precision. Minority precision at 1000:1 is dominated by protein false positives; the values the "
-        "paper reports as precision behave like recall — both are shown."
+        "paper reports as precision behave like recall — both are shown. "
+        f"Intervals: 95% stratified bootstrap over the evaluation set ({t2.n_boot if t2 else 0} replicates, resampled within each "
+        f"true class, reweighted like the estimate; basic bootstrap interval){' and over the ' + str(seeds) + ' training seeds' if seeds > 1 else ''}. "
+        "Differences are paired: every model was evaluated on the same images, so each replicate compares them on the same sample."
     )
+    answers = answer_sentences(comparisons) if not comparisons.empty else []
+    readable = with_intervals(at_prev) if not at_prev.empty else pd.DataFrame()
+    comp_readable = comparisons.assign(
+        difference=[f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in zip(comparisons["difference"], comparisons["lo"], comparisons["hi"])]
+    ).drop(columns=["lo", "hi"]) if not comparisons.empty else pd.DataFrame()
     audit = _audit_table(out)
     md = "\n".join([
         "# svpgen study report", "", intro, "",
-        f"## Table 2 — at prevalence {prevalence}", "", markdown_table(at_prev, empty="_no evaluated models yet_"), "",
-        "## Table 2 — as sampled", "", markdown_table(sampled, empty="_no evaluated models yet_"), "",
+        "## The answer", "", *(f"- {a}" for a in answers), "" if answers else "_no comparisons (needs Mixed-n with Real-n, or a baseline with its dataset)_", "",
+        f"## Table 2 — at prevalence {prevalence}, with 95% intervals", "", markdown_table(readable, empty="_no evaluated models yet_"), "",
+        "## All paired comparisons", "", markdown_table(comp_readable, empty="_none_"), "",
+        "## Table 2 — as sampled (point values)", "", markdown_table(sampled, empty="_no evaluated models yet_"), "",
         "## Generated images: quality audit (particle-encoder features, vs held-out real)", "", markdown_table(audit, empty="_no audit_"), "",
         "## Stage wall time (s)", "", markdown_table(pd.DataFrame(stages)[["stage", "seconds"]] if stages else pd.DataFrame(), ".0f"), "",
     ])
     write_text(report_dir / "report.md", md)
     figs = _figures(out)
+    answers_html = "".join(f"<li>{html.escape(a)}</li>" for a in answers) or "<li>no comparisons yet</li>"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>svpgen study report</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse;font-size:13px;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}
+<style>body{{font-family:system-ui,sans-serif;max-width:1300px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;font-size:12px;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}
 td:first-child,td:nth-child(2),td:nth-child(3){{text-align:left}}figure{{display:inline-block;margin:8px;vertical-align:top}}
-img{{max-width:560px}}figcaption{{font-size:12px;color:#555}}</style></head><body>
-<h1>svpgen study report</h1><p>{html.escape(intro).replace('**', '')}</p>
-<h2 id="table2">Table 2 — at prevalence {prevalence}</h2>{at_prev.to_html(index=False, float_format=lambda v: f"{v:.3f}", table_id="table2-prevalence") if not at_prev.empty else "<p>no evaluated models yet</p>"}
-<h2>Table 2 — as sampled</h2>{sampled.to_html(index=False, float_format=lambda v: f"{v:.3f}") if not sampled.empty else ""}
+img{{max-width:620px}}figcaption{{font-size:12px;color:#555}}ul.answer{{font-size:16px}}</style></head><body>
+<h1>svpgen study report</h1>
+<h2 id="answer">The answer</h2><ul class="answer">{answers_html}</ul>
+<p>{html.escape(intro).replace('**', '')}</p>
+<h2 id="table2">Table 2 — at prevalence {prevalence}, with 95% intervals</h2>{readable.to_html(index=False, table_id="table2-prevalence") if not readable.empty else "<p>no evaluated models yet</p>"}
+<h2>All paired comparisons</h2>{comp_readable.to_html(index=False) if not comp_readable.empty else "<p>none</p>"}
+<h2>Table 2 — as sampled (point values)</h2>{sampled.to_html(index=False, float_format=lambda v: f"{v:.3f}") if not sampled.empty else ""}
 <h2>Generated images: quality audit</h2>{audit.to_html(index=False, float_format=lambda v: f"{v:.3f}") if not audit.empty else "<p>no audit</p>"}
 <h2>Stage wall time</h2><table><tr><th>stage</th><th>seconds</th></tr>{"".join(f"<tr><td>{s['stage']}</td><td>{s['seconds']:.0f}</td></tr>" for s in stages)}</table>
 <h2>Figures</h2>{"".join(_img(p, c) for p, c in figs)}

@@ -121,14 +121,15 @@ def _stage_generate(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> 
     figures = out / "report" / "figures"
     for c, n in generated_needed(cfg).items():
         n_total = max(n, 32)  # always enough for the real-vs-generated figure
-        log(f"  generate {c}: {n_total} images with {cfg.sampler}-{cfg.sampler_steps}")
+        generator = Generator.from_pretrained(out / "diffusion" / c, device)
+        sampler, steps = generator.sampling(cfg.sampler, cfg.sampler_steps)
+        log(f"  generate {c}: {n_total} images with {sampler}-{steps or 'default'}")
         store, seconds = generate_to_store(
-            Generator.from_pretrained(out / "diffusion" / c, device), out / "generated" / c, n_total, cfg.sampler,
-            cfg.sampler_steps, cfg.seed, trajectory_png=figures / f"denoising_{c}.png", mode="overwrite",
+            generator, out / "generated" / c, n_total, sampler, steps, cfg.seed, trajectory_png=figures / f"denoising_{c}.png", mode="overwrite",
         )
         real = ParticleStore(out / "data" / f"diffusion_{c}").images[:16]
         sample_grid({f"real {c}": real, f"generated {c}": store.images[:16]}, figures / f"real_vs_generated_{c}.png",
-                    title=f"{c}: real (top) vs generated ({cfg.sampler}-{cfg.sampler_steps})")
+                    title=f"{c}: real (top) vs generated ({sampler}-{steps or 'default'})")
         info[c] = {"images": n_total, "seconds": seconds}
     return {"generated": info}
 
@@ -160,7 +161,7 @@ def _stage_grid(cfg: StudyConfig, out: Path, device: str, backend: str, workers:
     records = run_ray(trials, cfg, out, workers) if backend == "ray" else run_local(trials, cfg, out, device)
     best = best_per_group(records)
     write_json(out / "grid_results.json", {"trials": records, "best": best})
-    return {"trials": len(records), "best": {g: r["score"] for g, r in best.items()}}
+    return {"trials": len(records), "best": {g: [r["score"] for r in rs] for g, rs in best.items()}}
 
 
 def _stage_evaluate(cfg: StudyConfig, out: Path, log: StudyLog) -> dict:
@@ -171,15 +172,15 @@ def _stage_evaluate(cfg: StudyConfig, out: Path, log: StudyLog) -> dict:
     prevalence = ":".join(f"{p:g}" for p in cfg.prevalence)
     truth = "true_label" if "true_label" in ParticleStore(out / "data" / "eval").table.columns else "label"
     info = {}
-    for group, rec in sorted(best.items()):
-        trial = Trial(**{k: rec[k] for k in Trial.__dataclass_fields__})
-        target = out / "eval" / group.replace("+", "_")
-        if (target / "metrics.json").exists():
-            info[group] = str(target)
-            continue
-        log(f"  evaluate {group} ({trial.name})")
-        evaluate_model(trial.run_dir(out / "runs"), out / "data" / "eval", target, prevalence, truth_column=truth, progress=False)
-        info[group] = str(target)
+    for group, recs in sorted(best.items()):
+        for rec in recs:
+            trial = Trial(**{k: rec[k] for k in Trial.__dataclass_fields__ if k in rec})
+            target = out / "eval" / group.replace("+", "_") / f"seed{trial.seed}"
+            if not (target / "metrics.json").exists():
+                log(f"  evaluate {group} ({trial.name})")
+                evaluate_model(trial.run_dir(out / "runs"), out / "data" / "eval", target, prevalence, figures=trial.seed == 0,
+                               truth_column=truth, progress=False, int8=cfg.eval_int8)
+            info.setdefault(group, []).append(str(target))
     return {"evaluated": info}
 
 

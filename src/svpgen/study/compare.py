@@ -1,0 +1,164 @@
+"""Table 2 with its uncertainty: every evaluated cell's metrics with bootstrap intervals, and
+the comparisons the paper's claim rests on (Mixed-n vs Real-n, each imbalance baseline vs
+its dataset) as paired differences with a plain verdict.
+
+Reads each cell's ``predictions.csv`` (one per training seed) under ``OUT/eval`` — all cells
+were evaluated on the same images, so one stratified bootstrap serves them all
+(:mod:`svpgen.evaluate.intervals`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from svpgen.evaluate.intervals import Bootstrap, bootstrap, metric_names, verdict
+
+SHORT = {"protein": "PA", "silicone_oil": "SO", "air_bubble": "AB"}
+DATASET_ORDER = ["Real-0", "Real-1", "Real-2", "Real-3", "Real-4", "Mixed-1", "Mixed-2", "Mixed-3", "Mixed-4"]
+PAIR_METRICS = ("macro_auprc", "macro_recall")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One Table 2 cell: a model, a Table 1 dataset, an imbalance strategy."""
+
+    arch: str
+    dataset: str
+    imbalance: str
+
+    @property
+    def key(self) -> str:
+        """The cell's name, e.g. resnet18/Mixed-4 or resnet18/Real-4+weighted."""
+        return f"{self.arch}/{self.dataset}" + ("" if self.imbalance == "none" else f"+{self.imbalance}")
+
+
+def metric_label(metric: str) -> str:
+    """Table 2's column name of a metric: 'P SO', 'R AB', 'macro AUPRC'…"""
+    if metric.startswith(("precision_", "recall_")):
+        kind, _, cls = metric.partition("_")
+        return f"{kind[0].upper()} {SHORT.get(cls, cls)}"
+    return {"macro_precision": "macro P", "macro_recall": "macro R", "macro_auprc": "macro AUPRC", "balanced_accuracy": "bal. acc."}[metric]
+
+
+def _cell_of(path: Path) -> Cell:
+    arch, cell = path.parent.name, path.name
+    dataset, _, strategy = cell.partition("_")
+    return Cell(arch, dataset, strategy or "none")
+
+
+def load_evaluations(out: Path) -> tuple[np.ndarray, list[str], dict[Cell, list[np.ndarray]], np.ndarray | None]:
+    """(true class indices, classes, cell → one probability matrix per seed, prevalence)
+    from ``OUT/eval/<arch>/<cell>/seed<k>/``; every cell must have been evaluated on the
+    same images in the same order."""
+    cells: dict[Cell, list[np.ndarray]] = {}
+    y = classes = prevalence = None
+    ids = None
+    for cell_dir in sorted(p for p in (out / "eval").glob("*/*") if p.is_dir()):
+        for seed_dir in sorted(cell_dir.glob("seed*"), key=lambda p: int(re.sub(r"\D", "", p.name) or 0)):
+            pred_path = seed_dir / "predictions.csv"
+            if not pred_path.exists():
+                continue
+            metrics = json.loads((seed_dir / "metrics.json").read_text())
+            pred = pd.read_csv(pred_path)
+            if classes is None:
+                classes = list(metrics["as_sampled"]["classes"])
+                y = pred["truth"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+                ids = pred["id"].to_numpy()
+                prev = metrics.get("at_prevalence", {}).get("prevalence")
+                prevalence = None if prev is None else np.array([prev[c] for c in classes], dtype=np.float64)
+            elif not np.array_equal(pred["id"].to_numpy(), ids):
+                raise ValueError(f"{pred_path}: evaluated on other images than the first cell")
+            cells.setdefault(_cell_of(cell_dir), []).append(pred[[f"p_{c}" for c in classes]].to_numpy())
+    return y, classes or [], cells, prevalence
+
+
+def comparison_pairs(cells: list[Cell]) -> list[tuple[Cell, Cell]]:
+    """(candidate, reference): Mixed-n vs Real-n, and each imbalance baseline vs its dataset."""
+    present = set(cells)
+    pairs = []
+    for c in cells:
+        if c.imbalance == "none" and c.dataset.startswith("Mixed-"):
+            ref = Cell(c.arch, "Real-" + c.dataset.split("-")[1], "none")
+        elif c.imbalance != "none":
+            ref = Cell(c.arch, c.dataset, "none")
+        else:
+            continue
+        if ref in present:
+            pairs.append((c, ref))
+    return pairs
+
+
+@dataclass
+class Table2:
+    """Table 2's point values with intervals, and the paired comparisons."""
+
+    table: pd.DataFrame  # one row per cell: value, _lo and _hi columns per metric
+    comparisons: pd.DataFrame  # one row per (pair, metric)
+    classes: list[str]
+    seeds: int
+    n_boot: int
+
+
+def _order(cells: list[Cell]) -> list[Cell]:
+    rank = {n: i for i, n in enumerate(DATASET_ORDER)}
+    return sorted(cells, key=lambda c: (c.arch, rank.get(c.dataset, 99) + (c.imbalance != "none") * 0.5, c.imbalance))
+
+
+def table2_with_intervals(out: Path, n_boot: int = 400, seed: int = 0) -> Table2 | None:
+    """Bootstrap every evaluated cell together; None when nothing was evaluated yet."""
+    y, classes, probas, prevalence = load_evaluations(out)
+    if not probas:
+        return None
+    cells = _order(list(probas))
+    boot: Bootstrap = bootstrap(y, {c.key: probas[c] for c in cells}, classes, prevalence, n_boot=n_boot, seed=seed)
+    metrics = metric_names(classes)
+    rows = []
+    for c in cells:
+        row = {"model": c.arch, "dataset": c.dataset, "imbalance": c.imbalance, "seeds": len(probas[c])}
+        for m in metrics:
+            value, lo, hi = boot.interval(c.key, m)
+            label = metric_label(m)
+            row[label], row[f"{label}_lo"], row[f"{label}_hi"] = value, lo, hi
+        if len(probas[c]) > 1:  # between-seed spread of the headline metric
+            from svpgen.evaluate.intervals import class_weights, weighted_metrics
+
+            w = class_weights(y, len(classes), prevalence)[None, :]
+            row["macro AUPRC seed sd"] = float(np.std([weighted_metrics(y, p, classes, w)["macro_auprc"][0] for p in probas[c]]))
+        rows.append(row)
+    comps = []
+    pair_metrics = list(PAIR_METRICS) + [f"precision_{c}" for c in classes]
+    for cand, ref in comparison_pairs(cells):
+        for m in pair_metrics:
+            diff, lo, hi = boot.difference(cand.key, ref.key, m)
+            comps.append({"candidate": cand.key, "reference": ref.key, "metric": metric_label(m), "difference": diff,
+                          "lo": lo, "hi": hi, "verdict": verdict(lo, hi)})
+    seeds = max(len(v) for v in probas.values())
+    return Table2(pd.DataFrame(rows), pd.DataFrame(comps), classes, seeds, n_boot)
+
+
+def with_intervals(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """The table for reading: each metric as ``0.886 [0.851, 0.920]``."""
+    out = table[["model", "dataset", "imbalance"]].copy()
+    for col in table.columns:
+        if f"{col}_lo" in table.columns:
+            out[col] = [f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" for v, lo, hi in zip(table[col], table[f"{col}_lo"], table[f"{col}_hi"])]
+    if "macro AUPRC seed sd" in table.columns:
+        out["macro AUPRC seed sd"] = table["macro AUPRC seed sd"].map(lambda v: f"{v:.{digits}f}")
+    return out
+
+
+def answer_sentences(comparisons: pd.DataFrame, metric: str = "macro AUPRC") -> list[str]:
+    """One sentence per comparison, e.g. 'Mixed-4 vs Real-4 (resnet18): macro AUPRC +0.012
+    [−0.004, +0.027], no detectable difference.'"""
+    lines = []
+    for r in comparisons[comparisons["metric"] == metric].itertuples():
+        arch, cand = r.candidate.split("/", 1)
+        ref = r.reference.split("/", 1)[1]
+        lines.append(f"{cand} vs {ref} ({arch}): {metric} {r.difference:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}], {r.verdict}.")
+    return lines
