@@ -151,3 +151,18 @@ def test_classify_folder_and_flowcam_export(smoke_classifier, tmp_path):
         assert len(pred) == 22
     fc = pd.read_csv(tmp_path / "fc.csv")
     assert "esd_diameter" in fc.columns and fc["esd_um"].notna().all()
+
+
+def test_min_steps_extends_small_datasets_and_delays_early_stopping(splits, tmp_path):
+    from svpgen.classify.config import ClassifierConfig
+    from svpgen.errors import SvpgenError
+
+    cfg = ClassifierConfig(epochs=5, min_steps=100)
+    assert cfg.epochs_for(6) == 17 and cfg.epochs_for(47) == 5
+    assert ClassifierConfig(epochs=5).epochs_for(1) == 5
+    with pytest.raises(SvpgenError, match="min_steps"):
+        ClassifierConfig(min_steps=-1)
+    train, tune, _ = splits
+    train = type(train)(train.images[:32], train.table.iloc[:32].reset_index(drop=True))  # 2 steps per epoch
+    result = train_classifier(train, tune, tmp_path / "m", replace(SMOKE, epochs=1, patience=1, min_steps=6), progress=False)
+    assert result.epochs_run == 3

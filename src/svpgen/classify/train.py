@@ -174,11 +174,13 @@ def train_classifier(
         "deploy_prior": normalise_prior(deploy_prior, classes).tolist() if cfg.imbalance == "logit-adjust" else None,
     }
     steps = (len(images) + cfg.batch_size - 1) // cfg.batch_size
-    bar = tqdm(total=(cfg.epochs - run.start_epoch) * steps, unit="step", desc=f"{cfg.arch} {cfg.imbalance}", disable=not progress)
+    epochs = cfg.epochs_for(steps)
+    bar = tqdm(total=(epochs - run.start_epoch) * steps, unit="step", desc=f"{cfg.arch} {cfg.imbalance}", disable=not progress)
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    for epoch in range(run.start_epoch + 1, cfg.epochs + 1):
-        if run.bad_epochs >= cfg.patience:  # early stopping (also when resuming a stopped run)
+    for epoch in range(run.start_epoch + 1, epochs + 1):
+        # early stopping (also when resuming a stopped run), once min_steps are done
+        if run.bad_epochs >= cfg.patience and (epoch - 1) * steps >= cfg.min_steps:
             break
         ep_start = time.perf_counter()
         train_loss = _train_epoch(run, images, y_train, cfg, epoch, device, class_weight, sample_weight, out, bar)

@@ -16,8 +16,9 @@ from svpgen.data.store import Particles
 
 
 def encoder_config(epochs: int, seed: int = 0, preset: str = "quick") -> ClassifierConfig:
-    """The particle-encoder recipe: the preset's ResNet-18, oversampled to balance classes."""
-    return replace(ClassifierConfig.from_preset(preset), epochs=epochs, imbalance="oversample", seed=seed)
+    """The particle-encoder recipe: the preset's ResNet-18, oversampled to balance classes,
+    for exactly ``epochs`` epochs (no ``min_steps`` extension)."""
+    return replace(ClassifierConfig.from_preset(preset), epochs=epochs, imbalance="oversample", seed=seed, min_steps=0)
 
 
 def train_particle_encoder(train: Particles, tune: Particles, out: str | Path, epochs: int = 5, seed: int = 0,

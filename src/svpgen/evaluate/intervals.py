@@ -4,10 +4,11 @@ The evaluation set is resampled *within each true class* (so every replicate kee
 class counts the set was drawn with) and every replicate is reweighted to the deployment
 prevalence exactly like the point estimate (importance weights per true class). The 95%
 interval is the basic bootstrap interval from the 2.5 / 97.5 percentiles of the replicates
-(the bias-correcting mirror of the percentile interval; see :func:`_basic`). Because every model of a study is
-evaluated on the same images, two models are compared on the *same* replicates: the
-paired difference's interval is much narrower than the two intervals suggest, and a model
-compared with itself gets exactly [0, 0].
+(the bias-correcting mirror of the percentile interval, which is an option; see
+:func:`_interval`). Because every model of a study is evaluated on the same images, two
+models are compared on the *same* replicates: the paired difference's interval is much
+narrower than the two intervals suggest, and a model compared with itself gets exactly
+[0, 0].
 
 With several training seeds per cell, each replicate also resamples the seeds (a
 hierarchical bootstrap), so the interval includes the between-seed spread.
@@ -98,23 +99,31 @@ class Bootstrap:
     points: dict[str, dict[str, float]]
     replicates: dict[str, dict[str, np.ndarray]]
 
-    def interval(self, model: str, metric: str, level: float = 0.95) -> tuple[float, float, float]:
-        """(estimate, lower, upper) of ``metric`` for ``model``."""
-        return _basic(self.points[model][metric], self.replicates[model][metric], level)
+    def interval(self, model: str, metric: str, level: float = 0.95, method: str = "basic") -> tuple[float, float, float]:
+        """(estimate, lower, upper) of ``metric`` for ``model`` (``method``: see :func:`_interval`),
+        clipped to the metric's range [0, 1] (a basic interval can reach past it)."""
+        estimate, lo, hi = _interval(self.points[model][metric], self.replicates[model][metric], level, method)
+        return estimate, max(lo, 0.0), min(hi, 1.0)
 
-    def difference(self, a: str, b: str, metric: str, level: float = 0.95) -> tuple[float, float, float]:
+    def difference(self, a: str, b: str, metric: str, level: float = 0.95, method: str = "basic") -> tuple[float, float, float]:
         """(a − b, lower, upper): the paired difference of ``metric`` on the same replicates."""
         d = self.replicates[a][metric] - self.replicates[b][metric]
-        return _basic(self.points[a][metric] - self.points[b][metric], d, level)
+        estimate, lo, hi = _interval(self.points[a][metric] - self.points[b][metric], d, level, method)
+        return estimate, max(lo, -1.0), min(hi, 1.0)
 
 
-def _basic(estimate: float, replicates: np.ndarray, level: float) -> tuple[float, float, float]:
-    """The basic (reverse-percentile) bootstrap interval [2θ̂ − q_hi, 2θ̂ − q_lo]. Unlike the
-    percentile interval it corrects the estimator's bias, which matters here: at 1000:1
-    average precision is biased upward by about one standard error (its precision at the top
-    ranks rests on few, heavily weighted negatives), and percentile intervals then cover the
-    true AUPRC in only ~50% of evaluation sets (measured; tests/test_intervals.py)."""
+def _interval(estimate: float, replicates: np.ndarray, level: float, method: str) -> tuple[float, float, float]:
+    """``basic`` (default): the reverse-percentile interval [2θ̂ − q_hi, 2θ̂ − q_lo];
+    ``percentile``: [q_lo, q_hi]. The basic interval corrects the estimator's bias, which
+    matters here: at 1000:1 average precision is biased upward by about one standard error
+    (its precision at the top ranks rests on few, heavily weighted negatives), and percentile
+    intervals then cover the true AUPRC in only ~50% of evaluation sets (measured;
+    tests/test_intervals.py). Where the replicates are symmetric the two agree."""
     q_lo, q_hi = np.percentile(replicates, [50 * (1 - level), 50 * (1 + level)])
+    if method == "percentile":
+        return estimate, float(q_lo), float(q_hi)
+    if method != "basic":
+        raise ValueError(f"unknown interval method {method!r} (basic or percentile)")
     return estimate, float(2 * estimate - q_hi), float(2 * estimate - q_lo)
 
 

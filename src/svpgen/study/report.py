@@ -48,10 +48,15 @@ def _audit_table(out: Path) -> pd.DataFrame:
     rows = []
     for path in sorted((out / "audit").glob("*/audit.json")):
         a = json.loads(path.read_text())
+        lenses = a.get("lenses", {})
+        auc, modes = lenses.get("two_sample_auc", {}), lenses.get("modes")
         for feats, r in a["features"].items():
             rows.append({"class": a["label"], "features": feats, "n": a["n"], "FID": r["fid"], "FID lo95": r["fid_ci95"][0],
-                         "FID hi95": r["fid_ci95"][1], "KID": r["kid"], "precision": r["precision"], "recall": r["recall"],
-                         "near-copies": a["memorization"]["near_copy_fraction"]})
+                         "FID hi95": r["fid_ci95"][1], "FID / floor": r["fid"] / r["fid_floor"] if r.get("fid_floor") else np.nan,
+                         "KID": r["kid"], "precision": r["precision"], "recall": r["recall"],
+                         "two-sample AUC (logreg / GBM)": f"{auc['logreg']:.2f} / {auc['gbm']:.2f}" if auc else "",
+                         "largest sub-type gap": modes["max_abs_diff"] if modes else np.nan,
+                         "near-copies": (a.get("memorization") or {}).get("near_copy_fraction", np.nan)})
     return pd.DataFrame(rows)
 
 
@@ -114,7 +119,7 @@ def write_report(out: str | Path) -> dict:
     seeds = t2.seeds if t2 else cfg.get("seeds", 1)
     intro = (
         f"Preset **{cfg['preset']}** (Table 1 scale {cfg['scale']:g}; data: {study['data']}). "
-        f"Evaluation set: {eval_ratio}; metrics are reweighted to the deployment prevalence {prevalence} "
+        f"Evaluation set: {eval_ratio}{' (int8 inference)' if cfg.get('eval_int8') else ''}; metrics are reweighted to the deployment prevalence {prevalence} "
         "(protein : silicone oil : air bubble), the paper's 1000:1:1 setting. P = per-class precision "
         "(paper Eq. 2, column-normalised), macro P = paper Eq. 3, R = per-class recall, AUPRC = macro one-vs-rest "
         "average precision. Minority precision at 1000:1 is dominated by protein false positives; the values the "

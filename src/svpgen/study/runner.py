@@ -148,7 +148,10 @@ def _stage_audit(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> dic
         res = run_audit(generator, out / "data" / "eval", out / "audit" / c, extractor, n=cfg.eval_minority,
                         sampler=cfg.sampler, steps=cfg.sampler_steps, seed=cfg.seed, generated_store=out / "generated" / c, bootstrap=20)
         enc = res["features"]["particle-encoder"]
-        info[c] = {"fid": enc["fid"], "kid": enc["kid"], "precision": enc["precision"], "recall": enc["recall"],
+        modes = res["lenses"].get("modes")
+        info[c] = {"fid": enc["fid"], "fid_floor": enc.get("fid_floor"), "kid": enc["kid"], "precision": enc["precision"],
+                   "recall": enc["recall"], "two_sample_auc": res["lenses"]["two_sample_auc"],
+                   "max_mode_gap": modes["max_abs_diff"] if modes else None,
                    "near_copy_fraction": res["memorization"]["near_copy_fraction"], "n": res["n"]}
     return {"audit": info}
 
