@@ -57,8 +57,8 @@ def diffusion_loss(model: torch.nn.Module, x_in: torch.Tensor, t: torch.Tensor, 
                    weight: torch.Tensor | None = None) -> torch.Tensor:
     """The paper's L1 loss between the network's output and its target (ε for the paper),
     or MSE; optionally weighted per sample (min-SNR-γ)."""
-    per_pixel = F.l1_loss(model(x_in, t), target, reduction="none") if kind == "l1" else F.mse_loss(model(x_in, t), target, reduction="none")
-    per_sample = per_pixel.flatten(1).mean(1)
+    loss_fn = F.l1_loss if kind == "l1" else F.mse_loss
+    per_sample = loss_fn(model(x_in, t), target, reduction="none").flatten(1).mean(1)
     return per_sample.mean() if weight is None else (per_sample * weight.to(per_sample.device)).mean()
 
 
@@ -101,7 +101,8 @@ def _build(cfg: DiffusionConfig, ctx: DistContext, state: dict | None, state_fil
     model = model.to(ctx.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    run = _Run(model, ema, opt, DistributedDataParallel(model) if ctx.world > 1 else model)
+    run = _Run(model, ema, opt, DistributedDataParallel(model) if ctx.world > 1 else model,
+               extra={"fine_tuned_from": str(init_from)} if init_from is not None else {})
     if state is not None:
         saved = DiffusionConfig.from_dict(state["config"])
         if saved.unet != cfg.unet or saved.schedule != cfg.schedule:
@@ -189,8 +190,6 @@ def train_diffusion(
         state = resume_state(out, resume)
         images = to_model_range(load_training_images(store_path, label, cfg.max_images, cfg.seed))
         run = _build(cfg, ctx, state, out, Path(init_from) if init_from else None)
-        if init_from:
-            run.extra["fine_tuned_from"] = str(init_from)
         out.mkdir(parents=True, exist_ok=True)
         steps_per_epoch = max(1, (len(images) // ctx.world + cfg.batch_size - 1) // cfg.batch_size)
         bar = tqdm(total=(cfg.epochs - run.start_epoch) * steps_per_epoch, unit="step", desc=f"diffusion {label}",

@@ -25,6 +25,7 @@ from svpgen.errors import SvpgenError
 from svpgen.evaluate import generative
 from svpgen.evaluate.features import PixelFeatures
 from svpgen.markdown import markdown_table
+from svpgen.stats import two_sample_auc
 
 
 def fid_hook(real_images: np.ndarray, extractor, n_samples: int) -> Callable:
@@ -58,8 +59,6 @@ def realism_lenses(real: np.ndarray, real_subtypes: np.ndarray | None, gen: np.n
     """What FID alone misses: the classifier two-sample test (generated vs the first ``m``
     real images, AUC) and mode coverage (sub-type shares, when the real images record them).
     (The third lens, the real-vs-real FID floor, is computed per feature space.)"""
-    from svpgen.stats import two_sample_auc
-
     out: dict = {"n": m}
     aucs = [two_sample_auc(real[:m], gen[:m], seed) for seed in seeds]
     out["two_sample_auc"] = {k: float(np.mean([a[k] for a in aucs])) for k in aucs[0]}
