@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from svpgen.data.images import ImageReadError, read_gray8, to_gray8
-from svpgen.data.preprocess import preprocess
+from svpgen.data.preprocess import preprocess, preprocess_batch, resize_batch
 
 
 def test_crop_keeps_aspect_and_centre():
@@ -26,6 +26,26 @@ def test_pad_uses_median_border():
     assert out.shape == (64, 64)
     assert out[0, 0] == 90 and out[-1, -1] == 90
     assert out.min() < 50
+
+
+def test_batch_preprocess_is_bit_exact_with_pillow():
+    """The simulator's batched resampling must give the bytes Pillow gives the same crop."""
+    rng = np.random.default_rng(0)
+    for side in range(8, 300):
+        crops = rng.integers(0, 256, (2, side, side), dtype=np.uint8)
+        crops[1] = np.clip(rng.normal(170, 30, (side, side)), 0, 255).astype(np.uint8)  # a smooth image
+        batch = preprocess_batch(crops)
+        for crop, got in zip(crops, batch):
+            np.testing.assert_array_equal(got, preprocess(crop), err_msg=f"side {side}")
+
+
+def test_batch_resize_non_square_and_crop():
+    rng = np.random.default_rng(1)
+    crops = rng.integers(0, 256, (3, 40, 90), dtype=np.uint8)
+    batch = preprocess_batch(crops)
+    for crop, got in zip(crops, batch):
+        np.testing.assert_array_equal(got, preprocess(crop))
+    assert resize_batch(crops, 17, 33).shape == (3, 17, 33)
 
 
 def test_gray8_rules():

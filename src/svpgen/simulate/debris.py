@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from svpgen.simulate.field import SIZE, _XX, _YY, blur_binned, col
+from svpgen.simulate.field import SIZE, _XX, _YY, blur, col
 
 
 def render_glass(rng: np.random.Generator, n: int, background: np.ndarray, pixel_um: float):
@@ -21,7 +21,7 @@ def render_glass(rng: np.random.Generator, n: int, background: np.ndarray, pixel
     cut = col(rng.uniform(-1, 1, n)) * u + col(rng.uniform(-1, 1, n)) * v < col(half_len * 0.6)
     mask = (np.abs(u) < col(half_len)) & (np.abs(v) < col(half_len * aspect)) & cut
     m = mask.astype(np.float32)
-    edges = m - blur_binned(m, np.full(n, 1.0))
+    edges = m - blur(m, np.full(n, 1.0))
     dev = col(rng.uniform(10, 20, n)) * edges * col(np.where(rng.random(n) < 0.5, 1, -1)) - col(rng.uniform(0, 4, n)) * m
     side = d / pixel_um * SIZE / (2 * half_len)
     return (col(background) + dev).astype(np.float32), {"esd_um": d, "native_side": side, "subtype": np.full(n, "flake", object), "aspect": aspect}

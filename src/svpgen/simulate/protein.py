@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from svpgen.simulate.field import SIZE, blob, blur_binned, col, fractal_noise, radius, ring
+from svpgen.simulate.field import SIZE, blob, blur, col, fractal_noise, radius, ring
 from svpgen.simulate.oil import droplet_deviation
 
 # The protein texture's zero-mean part is set this much above its target tile std: the
@@ -62,7 +62,7 @@ def _blob_union(rng, n, extent):
     walk += SIZE / 2
     grid = _scatter(walk, valid)
     sigma = np.clip(extent / np.sqrt(counts) * 0.9, 1.2, 6.0)
-    density = blur_binned(grid, sigma)
+    density = blur(grid, sigma)
     peak = 1.0 / (2 * np.pi * sigma**2)
     return density > col(0.3 * peak)
 
@@ -91,7 +91,7 @@ def _fibrils(rng, n, extent):
         valid[:, s * steps : (s + 1) * steps] = (s < n_strands)[:, None]
     grid = _scatter(pts, valid)
     thick = rng.uniform(0.8, 1.8, n)
-    density = blur_binned(np.minimum(grid, 1.0), thick)
+    density = blur(np.minimum(grid, 1.0), thick)
     return density > col(0.25 / (2 * np.pi * thick**2) * 2.5)
 
 
@@ -108,14 +108,14 @@ def _translucent_or_network(rng, idx_count, background, subtype):
     if voids.any():
         vr = radius(SIZE / 2 + rng.uniform(-8, 8, n), SIZE / 2 + rng.uniform(-8, 8, n))
         mask &= ~((vr < col(rng.uniform(2, 6, n))) & voids[:, None, None])
-    thickness = blur_binned(mask.astype(np.float32), np.full(n, 1.2))
+    thickness = blur(mask.astype(np.float32), np.full(n, 1.2))
     texture = fractal_noise(rng, n, beta=1.0)
     thickness *= 1.0 + 0.35 * texture
     absorption = rng.uniform(0.02, 0.12, n)
     defocus = rng.uniform(-1, 1, n)
     kappa = rng.uniform(0.15, 0.45, n)
     dev = col(background) * (-col(absorption) * thickness - col(kappa * defocus) * _laplacian(thickness))
-    speckle = rng.standard_normal((n, SIZE, SIZE), dtype=np.float32) * blur_binned(mask.astype(np.float32), np.full(n, 0.8))
+    speckle = rng.standard_normal((n, SIZE, SIZE), dtype=np.float32) * blur(mask.astype(np.float32), np.full(n, 0.8))
     dev += col(rng.uniform(3, 8, n)) * speckle
     # Calibrate to the sub-type's tile std and tile mean. The mean is carried by a step
     # over the mask (low frequency: survives the blur), the rest of the variance by the
