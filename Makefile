@@ -9,6 +9,11 @@ export GLIBC_TUNABLES ?= glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=687
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip -q
+	$(PY) -m pip install -q -e .
+	touch $@
+
+# the tests also need pytest and Ray Tune (the demo does not: it saves installing Ray)
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
@@ -17,7 +22,7 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/svpgen study --preset quick --out runs/demo
 
-test: venv
+test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
 clean:

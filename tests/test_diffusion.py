@@ -140,3 +140,19 @@ def test_torchrun_ddp_two_cpu_processes(sim_store, tmp_path):
     metrics = pd.read_csv(tmp_path / "ddp" / "metrics.csv")
     assert len(metrics) == 2 and np.isfinite(metrics["loss"]).all()
     assert Generator.load(tmp_path / "ddp").sample(1, "ddim", 2).shape == (1, 64, 64)
+
+
+def test_cosine_learning_rate_warms_up_then_decays_to_zero():
+    from dataclasses import replace
+
+    from svpgen.diffusion.config import PRESETS, DiffusionConfig
+    from svpgen.diffusion.train import learning_rate
+    from svpgen.errors import SvpgenError
+
+    cfg = replace(PRESETS["smoke"], lr=1e-3, lr_schedule="cosine")
+    lrs = [learning_rate(cfg, s, 100) for s in range(100)]
+    assert lrs[0] == pytest.approx(2e-4) and lrs[4] == pytest.approx(1e-3)  # 5 warm-up steps
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] == pytest.approx(0.0, abs=1e-12)
+    assert learning_rate(replace(cfg, lr_schedule="constant"), 50, 100) == 1e-3
+    with pytest.raises(SvpgenError, match="lr_schedule"):
+        DiffusionConfig(lr_schedule="step")

@@ -111,6 +111,9 @@ class ScheduleConfig:
         return dict(sigma_min=self.sigma_min, sigma_max=self.sigma_max, sigma_data=self.sigma_data)
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class DiffusionConfig:
     """Phase 1: one DDPM per minority class (paper Sec. 2.4)."""
@@ -120,6 +123,7 @@ class DiffusionConfig:
     loss: str = "l1"  # paper: L1 on ε; "mse" as an option
     min_snr_gamma: float | None = None  # ε / v only: weight each sample by min(SNR, γ)/SNR (Hang et al. 2023)
     lr: float = 1e-4
+    lr_schedule: str = "constant"  # paper: constant; "cosine": 5% warm-up, then cosine decay to 0
     weight_decay: float = 0.0
     batch_size: int = 32
     epochs: int = 1000
@@ -143,6 +147,8 @@ class DiffusionConfig:
         for name in ("lr", "batch_size", "epochs", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise SvpgenError(f"diffusion {name} must be > 0 (got {getattr(self, name)})")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise SvpgenError(f"unknown lr_schedule {self.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}")
         if not 0 <= self.ema_decay < 1:
             raise SvpgenError(f"ema_decay must be in [0, 1) (got {self.ema_decay})")
         allowed = SAMPLERS_FOR[self.schedule.objective]

@@ -8,6 +8,8 @@ Under ``torchrun`` each process trains on its share of every epoch (DistributedD
 
 from __future__ import annotations
 
+import math
+
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +117,17 @@ def _build(cfg: DiffusionConfig, ctx: DistContext, state: dict | None, state_fil
     return run
 
 
+def learning_rate(cfg: DiffusionConfig, step: int, total_steps: int) -> float:
+    """``constant``: ``cfg.lr``; ``cosine``: a linear warm-up over the first 5% of the steps,
+    then half a cosine from ``cfg.lr`` down to 0 at the last step."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    warmup = max(1, total_steps // 20)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup - 1))))
+
+
 def _train_epoch(run: _Run, images: torch.Tensor, cfg: DiffusionConfig, epoch: int, ctx: DistContext, out: Path, bar: tqdm) -> dict:
     """One pass over this process's share of the images; returns the epoch's metrics row."""
     g = epoch_generator(cfg.seed, epoch)
@@ -125,7 +138,10 @@ def _train_epoch(run: _Run, images: torch.Tensor, cfg: DiffusionConfig, epoch: i
     ddpm = training_scheduler(cfg.schedule) if cfg.schedule.objective != "edm" else None
     start, losses, seen = time.perf_counter(), [], 0
     run.model.train()
+    steps_per_epoch = -(-len(perm) // cfg.batch_size)
     for b in range(0, len(perm), cfg.batch_size):
+        for group in run.opt.param_groups:  # from the step index alone, so a resumed run continues the schedule
+            group["lr"] = learning_rate(cfg, (epoch - 1) * steps_per_epoch + b // cfg.batch_size, cfg.epochs * steps_per_epoch)
         x0 = dihedral(images[perm[b : b + cfg.batch_size]], g)
         x_in, t, target, weight = training_batch(cfg.schedule, x0, g, ddpm, cfg.min_snr_gamma)
         x_in = x_in.to(ctx.device, memory_format=memory_format)

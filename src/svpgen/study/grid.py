@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from svpgen.atomic import write_json
 from svpgen.classify.config import ClassifierConfig
-from svpgen.study.config import StudyConfig
+from svpgen.study.config import TABLE1_PROTEIN_K, StudyConfig
+from svpgen.study.jobs import run_jobs
 from svpgen.errors import SvpgenError
 
 
@@ -91,14 +92,27 @@ def run_trial(trial: Trial, cfg: StudyConfig, out: Path, device: str = "cpu", pr
     return record
 
 
-def run_local(trials: list[Trial], cfg: StudyConfig, out: Path, device: str = "cpu") -> list[dict]:
-    """Run the trials one after another on this machine (finished ones are read back)."""
-    records = []
-    bar = tqdm(trials, unit="trial", desc="grid")
-    for trial in bar:
-        bar.set_postfix_str(f"{trial.group} {trial.name}")
-        records.append(run_trial(trial, cfg, out, device))
-    return records
+def _expected_images(trial: Trial) -> int:
+    """Relative training-set size of a trial (Mixed-n sets are ~3× their Real-n protein count)."""
+    return TABLE1_PROTEIN_K[trial.dataset] * (3 if trial.dataset.startswith("Mixed") else 1)
+
+
+def run_local(trials: list[Trial], cfg: StudyConfig, out: Path, device: str = "cpu", workers: int = 1) -> list[dict]:
+    """Run the trials on this machine, ``workers`` at a time, largest training sets first
+    (finished ones are read back); records come back in ``trials`` order."""
+    if workers <= 1:
+        records = []
+        bar = tqdm(trials, unit="trial", desc="grid")
+        for trial in bar:
+            bar.set_postfix_str(f"{trial.group} {trial.name}")
+            records.append(run_trial(trial, cfg, out, device))
+        return records
+    order = sorted(range(len(trials)), key=lambda i: -_expected_images(trials[i]))
+    bar = tqdm(total=len(trials), unit="trial", desc="grid")
+    results = run_jobs(run_trial, [(str(i), (trials[i], cfg, out, device)) for i in order], workers,
+                       on_done=lambda name, record: bar.update(1))
+    bar.close()
+    return [results[str(i)] for i in range(len(trials))]
 
 
 def run_ray(trials: list[Trial], cfg: StudyConfig, out: Path, workers: int = 2) -> list[dict]:

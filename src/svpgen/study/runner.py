@@ -18,6 +18,7 @@ from svpgen.atomic import write_json
 from svpgen.data.store import ParticleStore
 from svpgen.errors import SvpgenError
 from svpgen.study.config import StudyConfig
+from svpgen.study.jobs import local_workers, run_jobs
 
 
 class StudyLog:
@@ -83,76 +84,97 @@ def _stage_encoder(cfg: StudyConfig, out: Path, device: str) -> dict:
     return {"tune_macro_auprc": res.best_score, "seconds_training": res.seconds}
 
 
-def _stage_diffusion(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> dict:
+def _diffusion_config(cfg: StudyConfig):
     from svpgen.diffusion.config import DiffusionConfig
-    from svpgen.diffusion.train import load_training_images, train_diffusion
 
     dcfg = replace(DiffusionConfig.from_preset(cfg.diffusion_preset), seed=cfg.seed)
-    if not cfg.audit:
-        dcfg = replace(dcfg, fid_epochs=())
-    info = {}
+    return dcfg if cfg.audit else replace(dcfg, fid_epochs=())
+
+
+def _train_diffusion_job(cfg: StudyConfig, out: Path, device: str, c: str) -> dict:
+    """One minority class's diffusion model (resuming a half-trained one)."""
+    from svpgen.diffusion.train import load_training_images, train_diffusion
+
+    dcfg = _diffusion_config(cfg)
+    model_dir = out / "diffusion" / c
+    hook = None
+    if dcfg.fid_epochs:
+        from svpgen.evaluate.audit import fid_hook
+        from svpgen.evaluate.features import EncoderFeatures
+
+        real = load_training_images(out / "data" / f"diffusion_{c}", c, dcfg.max_images, dcfg.seed)
+        hook = fid_hook(real, EncoderFeatures(out / "encoder", device=device), dcfg.fid_samples)
+    res = train_diffusion(out / "data" / f"diffusion_{c}", model_dir, c, dcfg, resume=(model_dir / "training_state.pt").exists(),
+                          eval_hook=hook, device=device)
+    return {"images": res.images, "epochs": res.epochs, "seconds": res.seconds, "final_loss": res.final_loss}
+
+
+def _stage_diffusion(cfg: StudyConfig, out: Path, device: str, log: StudyLog, workers: int) -> dict:
+    dcfg = _diffusion_config(cfg)
+    jobs = []
     for c in cfg.minority:
-        model_dir = out / "diffusion" / c
-        done = model_dir / "config.json"
+        done = out / "diffusion" / c / "config.json"
         if done.exists() and json.loads(done.read_text()).get("trained_epochs") == dcfg.epochs:
             log(f"  diffusion {c}: already trained")
             continue
-        resume = (model_dir / "training_state.pt").exists()
+        resume = (out / "diffusion" / c / "training_state.pt").exists()
         log(f"  diffusion {c}: training ({cfg.diffusion_preset} preset{', resuming' if resume else ''})")
-        hook = None
-        if dcfg.fid_epochs:
-            from svpgen.evaluate.audit import fid_hook
-            from svpgen.evaluate.features import EncoderFeatures
-
-            real = load_training_images(out / "data" / f"diffusion_{c}", c, dcfg.max_images, dcfg.seed)
-            hook = fid_hook(real, EncoderFeatures(out / "encoder", device=device), dcfg.fid_samples)
-        res = train_diffusion(out / "data" / f"diffusion_{c}", model_dir, c, dcfg, resume=resume, eval_hook=hook, device=device)
-        info[c] = {"images": res.images, "epochs": res.epochs, "seconds": res.seconds, "final_loss": res.final_loss}
+        jobs.append((c, (cfg, out, device, c)))
+    info = run_jobs(_train_diffusion_job, jobs, workers, lambda c, r: log(f"  diffusion {c}: trained in {r['seconds']:.0f} s"))
     return {"models": info}
 
 
-def _stage_generate(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> dict:
+def _generate_job(cfg: StudyConfig, out: Path, device: str, c: str, n_total: int) -> dict:
+    """Generate one class's images for Mixed-n, with its denoising strip and sample grid."""
     from svpgen.diffusion.generate import generate_to_store
     from svpgen.diffusion.generator import Generator
     from svpgen.plots import sample_grid
+
+    figures = out / "report" / "figures"
+    generator = Generator.from_pretrained(out / "diffusion" / c, device)
+    sampler, steps = generator.sampling(cfg.sampler, cfg.sampler_steps)
+    store, seconds = generate_to_store(
+        generator, out / "generated" / c, n_total, sampler, steps, cfg.seed, trajectory_png=figures / f"denoising_{c}.png", mode="overwrite",
+    )
+    real = ParticleStore(out / "data" / f"diffusion_{c}").images[:16]
+    sample_grid({f"real {c}": real, f"generated {c}": store.images[:16]}, figures / f"real_vs_generated_{c}.png",
+                title=f"{c}: real (top) vs generated ({sampler}-{steps or 'default'})")
+    return {"images": n_total, "seconds": seconds, "sampler": f"{sampler}-{steps or 'default'}"}
+
+
+def _stage_generate(cfg: StudyConfig, out: Path, device: str, log: StudyLog, workers: int) -> dict:
     from svpgen.study.datasets import generated_needed
 
-    info = {}
-    figures = out / "report" / "figures"
+    jobs = []
     for c, n in generated_needed(cfg).items():
         n_total = max(n, 32)  # always enough for the real-vs-generated figure
-        generator = Generator.from_pretrained(out / "diffusion" / c, device)
-        sampler, steps = generator.sampling(cfg.sampler, cfg.sampler_steps)
-        log(f"  generate {c}: {n_total} images with {sampler}-{steps or 'default'}")
-        store, seconds = generate_to_store(
-            generator, out / "generated" / c, n_total, sampler, steps, cfg.seed, trajectory_png=figures / f"denoising_{c}.png", mode="overwrite",
-        )
-        real = ParticleStore(out / "data" / f"diffusion_{c}").images[:16]
-        sample_grid({f"real {c}": real, f"generated {c}": store.images[:16]}, figures / f"real_vs_generated_{c}.png",
-                    title=f"{c}: real (top) vs generated ({sampler}-{steps or 'default'})")
-        info[c] = {"images": n_total, "seconds": seconds}
+        log(f"  generate {c}: {n_total} images")
+        jobs.append((c, (cfg, out, device, c, n_total)))
+    info = run_jobs(_generate_job, jobs, workers, lambda c, r: log(f"  generate {c}: {r['images']} images with {r['sampler']} in {r['seconds']:.0f} s"))
     return {"generated": info}
 
 
-def _stage_audit(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> dict:
-    """Audit each class's generated images against held-out real ones (the evaluation pool)."""
+def _audit_job(cfg: StudyConfig, out: Path, device: str, c: str) -> dict:
+    """Audit one class's generated images against held-out real ones (the evaluation pool)."""
     from svpgen.diffusion.generator import Generator
     from svpgen.evaluate.audit import run_audit
     from svpgen.evaluate.features import EncoderFeatures
 
-    extractor = EncoderFeatures(out / "encoder", device=device)
-    info = {}
+    generator = Generator.from_pretrained(out / "diffusion" / c, device)
+    res = run_audit(generator, out / "data" / "eval", out / "audit" / c, EncoderFeatures(out / "encoder", device=device), n=cfg.eval_minority,
+                    sampler=cfg.sampler, steps=cfg.sampler_steps, seed=cfg.seed, generated_store=out / "generated" / c, bootstrap=20)
+    enc = res["features"]["particle-encoder"]
+    modes = res["lenses"].get("modes")
+    return {"fid": enc["fid"], "fid_floor": enc.get("fid_floor"), "kid": enc["kid"], "precision": enc["precision"],
+            "recall": enc["recall"], "two_sample_auc": res["lenses"]["two_sample_auc"],
+            "max_mode_gap": modes["max_abs_diff"] if modes else None,
+            "near_copy_fraction": res["memorization"]["near_copy_fraction"], "n": res["n"]}
+
+
+def _stage_audit(cfg: StudyConfig, out: Path, device: str, log: StudyLog, workers: int) -> dict:
     for c in cfg.minority:
         log(f"  audit {c}")
-        generator = Generator.from_pretrained(out / "diffusion" / c, device)
-        res = run_audit(generator, out / "data" / "eval", out / "audit" / c, extractor, n=cfg.eval_minority,
-                        sampler=cfg.sampler, steps=cfg.sampler_steps, seed=cfg.seed, generated_store=out / "generated" / c, bootstrap=20)
-        enc = res["features"]["particle-encoder"]
-        modes = res["lenses"].get("modes")
-        info[c] = {"fid": enc["fid"], "fid_floor": enc.get("fid_floor"), "kid": enc["kid"], "precision": enc["precision"],
-                   "recall": enc["recall"], "two_sample_auc": res["lenses"]["two_sample_auc"],
-                   "max_mode_gap": modes["max_abs_diff"] if modes else None,
-                   "near_copy_fraction": res["memorization"]["near_copy_fraction"], "n": res["n"]}
+    info = run_jobs(_audit_job, [(c, (cfg, out, device, c)) for c in cfg.minority], workers)
     return {"audit": info}
 
 
@@ -160,30 +182,39 @@ def _stage_grid(cfg: StudyConfig, out: Path, device: str, backend: str, workers:
     from svpgen.study.grid import best_per_group, run_local, run_ray, study_trials
 
     trials = study_trials(cfg)
-    log(f"  {len(trials)} trials ({len(trials) // max(1, len(cfg.archs))} per model) on {backend}")
-    records = run_ray(trials, cfg, out, workers) if backend == "ray" else run_local(trials, cfg, out, device)
+    log(f"  {len(trials)} trials ({len(trials) // max(1, len(cfg.archs))} per model) on {backend}, {workers} at a time")
+    records = run_ray(trials, cfg, out, workers) if backend == "ray" else run_local(trials, cfg, out, device, workers)
     best = best_per_group(records)
     write_json(out / "grid_results.json", {"trials": records, "best": best})
     return {"trials": len(records), "best": {g: [r["score"] for r in rs] for g, rs in best.items()}}
 
 
-def _stage_evaluate(cfg: StudyConfig, out: Path, log: StudyLog) -> dict:
+def _evaluate_job(cfg: StudyConfig, out: Path, rec: dict, target: Path, truth: str) -> str:
     from svpgen.evaluate.evaluation import evaluate_model
     from svpgen.study.grid import Trial
 
-    best = json.loads((out / "grid_results.json").read_text())["best"]
+    trial = Trial(**{k: rec[k] for k in Trial.__dataclass_fields__ if k in rec})
     prevalence = ":".join(f"{p:g}" for p in cfg.prevalence)
+    evaluate_model(trial.run_dir(out / "runs"), out / "data" / "eval", target, prevalence, figures=trial.seed == 0,
+                   truth_column=truth, progress=False, int8=cfg.eval_int8)
+    return str(target)
+
+
+def _stage_evaluate(cfg: StudyConfig, out: Path, log: StudyLog, workers: int) -> dict:
+    from svpgen.study.grid import Trial
+
+    best = json.loads((out / "grid_results.json").read_text())["best"]
     truth = "true_label" if "true_label" in ParticleStore(out / "data" / "eval").table.columns else "label"
-    info = {}
+    info: dict[str, list[str]] = {}
+    jobs = []
     for group, recs in sorted(best.items()):
         for rec in recs:
-            trial = Trial(**{k: rec[k] for k in Trial.__dataclass_fields__ if k in rec})
-            target = out / "eval" / group.replace("+", "_") / f"seed{trial.seed}"
-            if not (target / "metrics.json").exists():
-                log(f"  evaluate {group} ({trial.name})")
-                evaluate_model(trial.run_dir(out / "runs"), out / "data" / "eval", target, prevalence, figures=trial.seed == 0,
-                               truth_column=truth, progress=False, int8=cfg.eval_int8)
+            target = out / "eval" / group.replace("+", "_") / f"seed{rec.get('seed', 0)}"
             info.setdefault(group, []).append(str(target))
+            if not (target / "metrics.json").exists():
+                log(f"  evaluate {group} ({Trial(**{k: rec[k] for k in Trial.__dataclass_fields__ if k in rec}).name})")
+                jobs.append((f"{group} seed {rec.get('seed', 0)}", (cfg, out, rec, target, truth)))
+    run_jobs(_evaluate_job, jobs, workers)
     return {"evaluated": info}
 
 
@@ -207,21 +238,22 @@ def run_study(
     else:
         write_json(saved, {"config": cfg.to_dict(), "data": str(data) if data else "simulated"})
     log = StudyLog(out, echo)
-    log(f"study {cfg.preset} → {out} (device {device}, backend {backend})")
+    jobs = local_workers(workers, device)
+    log(f"study {cfg.preset} → {out} (device {device}, backend {backend}, {jobs} job(s) at a time here)")
     records = {
         "data": _stage(out, "data", log, lambda: _stage_data(cfg, out, Path(data) if data else None)),
     }
     if cfg.audit:
         records["encoder"] = _stage(out, "encoder", log, lambda: _stage_encoder(cfg, out, device))
     records |= {
-        "diffusion": _stage(out, "diffusion", log, lambda: _stage_diffusion(cfg, out, device, log)),
-        "generate": _stage(out, "generate", log, lambda: _stage_generate(cfg, out, device, log)),
+        "diffusion": _stage(out, "diffusion", log, lambda: _stage_diffusion(cfg, out, device, log, jobs)),
+        "generate": _stage(out, "generate", log, lambda: _stage_generate(cfg, out, device, log, jobs)),
     }
     if cfg.audit:
-        records["audit"] = _stage(out, "audit", log, lambda: _stage_audit(cfg, out, device, log))
+        records["audit"] = _stage(out, "audit", log, lambda: _stage_audit(cfg, out, device, log, jobs))
     records |= {
-        "grid": _stage(out, "grid", log, lambda: _stage_grid(cfg, out, device, backend, workers, log)),
-        "evaluate": _stage(out, "evaluate", log, lambda: _stage_evaluate(cfg, out, log)),
+        "grid": _stage(out, "grid", log, lambda: _stage_grid(cfg, out, device, backend, workers if backend == "ray" else jobs, log)),
+        "evaluate": _stage(out, "evaluate", log, lambda: _stage_evaluate(cfg, out, log, jobs)),
     }
     from svpgen.study.report import write_report
 
