@@ -159,10 +159,13 @@ def test_min_steps_extends_small_datasets_and_delays_early_stopping(splits, tmp_
 
     cfg = ClassifierConfig(epochs=5, min_steps=100)
     assert cfg.epochs_for(6) == 17 and cfg.epochs_for(47) == 5
+    assert cfg.evaluate_every(6) == 4 and cfg.evaluate_every(47) == 1  # ~5 evaluations either way
     assert ClassifierConfig(epochs=5).epochs_for(1) == 5
     with pytest.raises(SvpgenError, match="min_steps"):
         ClassifierConfig(min_steps=-1)
     train, tune, _ = splits
     train = type(train)(train.images[:32], train.table.iloc[:32].reset_index(drop=True))  # 2 steps per epoch
-    result = train_classifier(train, tune, tmp_path / "m", replace(SMOKE, epochs=1, patience=1, min_steps=6), progress=False)
-    assert result.epochs_run == 3
+    result = train_classifier(train, tune, tmp_path / "m", replace(SMOKE, epochs=2, patience=1, min_steps=8), progress=False)
+    assert result.epochs_run == 4  # 4 epochs of 2 steps, scored after epochs 2 and 4
+    history = pd.read_csv(tmp_path / "m" / "history.csv")
+    assert history["epoch"].tolist()[-1] == 4 and len(history) <= 2

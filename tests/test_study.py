@@ -128,7 +128,7 @@ def test_grid_on_ray_local_cluster_matches_local_runner(tmp_path):
     runner._stage(out, "data", log, lambda: runner._stage_data(cfg, out, None))
     runner._stage(out, "encoder", log, lambda: runner._stage_encoder(cfg, out, "cpu"))
     runner._stage(out, "diffusion", log, lambda: runner._stage_diffusion(cfg, out, "cpu", log, 1))
-    runner._stage(out, "generate", log, lambda: runner._stage_generate(cfg, out, "cpu", log, 1))
+    runner._stage(out, "generate", log, lambda: runner._stage_generate(cfg, out, "cpu", log))
     trials = study_trials(cfg)
     records = run_ray(trials, cfg, out, workers=2)
     assert len(records) == len(trials) == 4

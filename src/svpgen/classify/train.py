@@ -174,7 +174,7 @@ def train_classifier(
         "deploy_prior": normalise_prior(deploy_prior, classes).tolist() if cfg.imbalance == "logit-adjust" else None,
     }
     steps = (len(images) + cfg.batch_size - 1) // cfg.batch_size
-    epochs = cfg.epochs_for(steps)
+    epochs, every = cfg.epochs_for(steps), cfg.evaluate_every(steps)
     bar = tqdm(total=(epochs - run.start_epoch) * steps, unit="step", desc=f"{cfg.arch} {cfg.imbalance}", disable=not progress)
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -184,6 +184,8 @@ def train_classifier(
             break
         ep_start = time.perf_counter()
         train_loss = _train_epoch(run, images, y_train, cfg, epoch, device, class_weight, sample_weight, out, bar)
+        if epoch % every and epoch != epochs:
+            continue  # evaluated (and checkpointed) every ``every`` epochs and after the last
         score, tune_loss = _tune_scores(run.model, tune, y_tune, len(classes), device, cfg)
         run.history.append({"epoch": epoch, "train_loss": train_loss, "tune_loss": tune_loss, "tune_macro_auprc": score,
                             "images_per_s": len(images) / (time.perf_counter() - ep_start), "seconds": time.perf_counter() - t0})

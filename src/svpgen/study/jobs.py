@@ -6,7 +6,7 @@ with two threads: the networks here are small (64×64 inputs), where a second th
 speeds one job up by only ~1.5× (ResNet-18 training measured 72 img/s with 2 threads vs
 2 × 47 img/s as two 1-thread jobs on this project's 2-core machines). Jobs run in
 *spawned* processes (forking a process that has used torch's thread pool is unsafe),
-longest first, each with ``cpu_count // workers`` torch threads.
+longest first, each with ``cpu_count // workers`` torch, BLAS and OpenMP threads.
 """
 
 from __future__ import annotations
@@ -26,10 +26,15 @@ def local_workers(requested: int, device: str) -> int:
     return max(1, min(requested, os.cpu_count() or 1))
 
 
+_THREAD_LIMITS = []  # keeps a worker's BLAS/OpenMP limit in force for its lifetime
+
+
 def _init_worker(threads: int) -> None:
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
+    _THREAD_LIMITS.append(threadpool_limits(limits=threads))  # numpy's BLAS, scikit-learn's OpenMP
     try:  # Linux: a worker dies with the study (a killed study must not leave a trial half-written behind it)
         import ctypes
 
