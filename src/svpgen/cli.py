@@ -358,7 +358,7 @@ def audit(model, real_store, out, features, encoder, feature_arch, feature_weigh
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/study"), show_default=True)
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="grid runner (ray: local cluster or RAY_ADDRESS)")
 @click.option("--workers", default=2, show_default=True,
-              help="jobs at a time: Ray trials, or on this CPU the grid trials, per-class models and evaluations (1 torch thread each on 2 cores)")
+              help="training jobs at a time: Ray trials, or on this CPU the grid trials and per-class diffusion models (1 torch thread each on 2 cores)")
 @_device_option()
 def study(preset, config_file, data, out, backend, workers, device):
     """The whole study (simulate → diffusion → generate → grid → evaluate → report), resumable."""

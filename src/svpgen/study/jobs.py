@@ -1,12 +1,14 @@
-"""Independent study jobs (a class's diffusion model, a grid trial, a model's evaluation)
-run side by side on one machine.
+"""Independent training jobs of a study (a class's diffusion model, a grid trial) run side
+by side on one machine.
 
 On a small CPU, two processes with one torch thread each get more done than one process
 with two threads: the networks here are small (64×64 inputs), where a second thread
 speeds one job up by only ~1.5× (ResNet-18 training measured 72 img/s with 2 threads vs
 2 × 47 img/s as two 1-thread jobs on this project's 2-core machines). Jobs run in
-*spawned* processes (forking a process that has used torch's thread pool is unsafe),
-longest first, each with ``cpu_count // workers`` torch, BLAS and OpenMP threads.
+*spawned* processes (forking a process that has used torch's thread pool is unsafe), in
+the order given (callers put the longest first), each with ``cpu_count // workers`` torch,
+BLAS and OpenMP threads. Inference stages gain nothing this way (measured: evaluation and
+audit were slower side by side), so the study runs those one at a time.
 """
 
 from __future__ import annotations
