@@ -91,7 +91,9 @@ def main() -> None:
                              "FID_pixels/floor": generative.fid(real_f, pix(gen)) / floor, "AUC_logreg": auc["logreg"], "AUC_gbm": auc["gbm"],
                              "max_mode_gap": modes["max_abs_diff"], "background_texture_gen/real": background_texture(gen) / real_texture,
                              "modes (real→gen)": ", ".join(f"{k} {modes['real'][k]:.2f}→{modes['generated'][k]:.2f}" for k in modes["modes"])})
-    report(f"bench_diffusion_preset_{args.label}", rows, {"variants": args.variants, "n": args.n})
+    # one results file per (class, variant list): runs of different variants do not overwrite each other
+    suffix = "" if args.variants == "quick,before" else "_" + args.variants.replace(",", "+")
+    report(f"bench_diffusion_preset_{args.label}{suffix}", rows, {"variants": args.variants, "n": args.n})
 
 
 if __name__ == "__main__":
