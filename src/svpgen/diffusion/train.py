@@ -9,7 +9,6 @@ Under ``torchrun`` each process trains on its share of every epoch (DistributedD
 from __future__ import annotations
 
 import math
-
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -100,17 +100,14 @@ def _expected_images(trial: Trial) -> int:
 def run_local(trials: list[Trial], cfg: StudyConfig, out: Path, device: str = "cpu", workers: int = 1) -> list[dict]:
     """Run the trials on this machine, ``workers`` at a time, largest training sets first
     (finished ones are read back); records come back in ``trials`` order."""
-    if workers <= 1:
-        records = []
-        bar = tqdm(trials, unit="trial", desc="grid")
-        for trial in bar:
-            bar.set_postfix_str(f"{trial.group} {trial.name}")
-            records.append(run_trial(trial, cfg, out, device))
-        return records
     order = sorted(range(len(trials)), key=lambda i: -_expected_images(trials[i]))
+
+    def done(name: str, record: dict) -> None:
+        bar.set_postfix_str(f"{record['group']} done")
+        bar.update(1)
+
     bar = tqdm(total=len(trials), unit="trial", desc="grid")
-    results = run_jobs(run_trial, [(str(i), (trials[i], cfg, out, device)) for i in order], workers,
-                       on_done=lambda name, record: bar.update(1))
+    results = run_jobs(run_trial, [(str(i), (trials[i], cfg, out, device)) for i in order], workers, on_done=done)
     bar.close()
     return [results[str(i)] for i in range(len(trials))]
 

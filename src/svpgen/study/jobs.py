@@ -28,15 +28,12 @@ def local_workers(requested: int, device: str) -> int:
     return max(1, min(requested, os.cpu_count() or 1))
 
 
-_THREAD_LIMITS = []  # keeps a worker's BLAS/OpenMP limit in force for its lifetime
-
-
 def _init_worker(threads: int) -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
-    _THREAD_LIMITS.append(threadpool_limits(limits=threads))  # numpy's BLAS, scikit-learn's OpenMP
+    threadpool_limits(limits=threads)  # numpy's BLAS, scikit-learn's OpenMP; in force until the worker exits
     try:  # Linux: a worker dies with the study (a killed study must not leave a trial half-written behind it)
         import ctypes
 

@@ -153,14 +153,13 @@ def _stage_generate(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> 
     return {"generated": info}
 
 
-def _audit_job(cfg: StudyConfig, out: Path, device: str, c: str) -> dict:
+def _audit_job(cfg: StudyConfig, out: Path, device: str, c: str, extractor) -> dict:
     """Audit one class's generated images against held-out real ones (the evaluation pool)."""
     from svpgen.diffusion.generator import Generator
     from svpgen.evaluate.audit import run_audit
-    from svpgen.evaluate.features import EncoderFeatures
 
     generator = Generator.from_pretrained(out / "diffusion" / c, device)
-    res = run_audit(generator, out / "data" / "eval", out / "audit" / c, EncoderFeatures(out / "encoder", device=device), n=cfg.eval_minority,
+    res = run_audit(generator, out / "data" / "eval", out / "audit" / c, extractor, n=cfg.eval_minority,
                     sampler=cfg.sampler, steps=cfg.sampler_steps, seed=cfg.seed, generated_store=out / "generated" / c, bootstrap=20)
     enc = res["features"]["particle-encoder"]
     modes = res["lenses"].get("modes")
@@ -171,10 +170,13 @@ def _audit_job(cfg: StudyConfig, out: Path, device: str, c: str) -> dict:
 
 
 def _stage_audit(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> dict:
+    from svpgen.evaluate.features import EncoderFeatures
+
+    extractor = EncoderFeatures(out / "encoder", device=device)
     info = {}
     for c in cfg.minority:
         log(f"  audit {c}")
-        info[c] = _audit_job(cfg, out, device, c)
+        info[c] = _audit_job(cfg, out, device, c, extractor)
     return {"audit": info}
 
 
