@@ -6,7 +6,7 @@ trip. Baselines in the same run: the paper's own generated images vs the same re
 and real bubbles vs real droplets (what "easy to tell apart" looks like). Also writes the
 side-by-side figure with the radial-profile bands.
 
-    python benchmarks/bench_simulator_realism.py --seeds 10 --figure docs/images/simulator_realism.png
+    python benchmarks/bench_simulator_realism.py --seeds 20 --figure docs/images/simulator_realism.png
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tiles", type=Path, default=DEFAULT_FIXTURES, help="paper_fig5/tiles.npz")
-    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--figure", type=Path, help="write the real-vs-simulated figure here")
     args = ap.parse_args()
     tiles = np.load(args.tiles)

@@ -56,6 +56,34 @@ def test_small_bubble_profile(sim):
     assert 18 <= med(halo) <= 22 and 12 <= med(prof[:, 12:30].max(1)) <= 28
 
 
+def test_small_bubbles_sit_below_the_centre(sim):
+    """Oblique light: in the real tiles a small bubble's dark dome lies below its crop's
+    centre — the mean brightness dipole of r = 6–14 px points up (dy ≈ −5, 4.5 standard
+    errors from zero) — and the simulated ones do the same, on average, not each one."""
+    imgs, bg = subset(sim, "air_bubble", "small", "small_spot")
+    yy, xx = np.mgrid[:64, :64] + 0.5
+    dx, dy = xx - 32, yy - 32
+    ring = (np.hypot(dx, dy) >= 6) & (np.hypot(dx, dy) < 14)
+    dev = imgs.astype(float)[:, ring] - bg[:, None]
+    up = (dev * (dy[ring] / np.hypot(dx, dy)[ring])).mean(1)
+    assert -7 <= up.mean() <= -2  # brighter above, i.e. the dark dome sits below
+    assert np.mean(up > 0) > 0.1  # a tendency, not a rule
+
+
+def test_large_bubble_views(sim):
+    """Large bubbles (real: 7 window, 8 window + annulus + outer edge, 9 edge views of 24):
+    window views are mostly gray (62–82), edge views have a black body and a bright fringe."""
+    t = sim.table
+    views = t[t["true_label"] == "air_bubble"]["subtype"]
+    views = views[views.str.startswith("large")].value_counts(normalize=True)
+    for view, want in {"large_window": 0.30, "large_annulus": 0.32, "large_edge": 0.38}.items():
+        assert abs(views[view] - want) < 0.08, (view, views[view])
+    window, _ = subset(sim, "air_bubble", "large_window")
+    edge, _ = subset(sim, "air_bubble", "large_edge")
+    assert np.median(((window > 50) & (window < 100)).mean((1, 2))) > 0.4
+    assert np.median((edge < 40).mean((1, 2))) > 0.3 and np.median(edge.reshape(len(edge), -1).max(1)) > 215
+
+
 def test_oil_profiles(sim):
     """Real droplets: bright-centre ones saturate at the centre (≈ +75) with a broad, shallow
     trough (≈ −50 at r ≈ 16); dark-centre ones have a deep ring (≈ −100 at r ≈ 9) and a
