@@ -3,7 +3,9 @@
 simulated images of one class (the quick preset's budget), samples n images with the
 variant's sampler(s) and judges them against n held-out simulated images: pixel-feature FID
 over its real-vs-real floor, the two-sample AUC (logistic regression / gradient boosting)
-and the sub-type shares (mode coverage). Variants override the quick preset.
+and the sub-type shares (mode coverage), plus two background statistics (pixel-level
+texture and low-frequency unevenness, generated / real). Variants override the quick
+preset; ``protein_init*`` fine-tune a quick model pretrained on simulated protein images.
 
     python benchmarks/bench_diffusion_preset.py --label air_bubble --variants quick,patch4,edm_narrow
 """
@@ -39,6 +41,9 @@ VARIANTS = {  # name → (config, samplers)
     "bs16": (replace(QUICK, batch_size=16, lr=1.5e-3), ["edm-dpmpp-20", "edm-sde-20"]),
     "sigma_data_0.3": (replace(QUICK, schedule=replace(QUICK.schedule, sigma_data=0.3)), ["edm-dpmpp-20", "edm-sde-20"]),
     "low_sigma": (replace(QUICK, schedule=replace(QUICK.schedule, p_mean=-1.0)), ["edm-dpmpp-20", "edm-sde-20"]),
+    # fine-tuned from a quick model pretrained on protein images (same backgrounds, many images)
+    "protein_init": (QUICK, ["edm-dpmpp-20", "edm-sde-20"]),
+    "protein_init_half": (replace(QUICK, epochs=QUICK.epochs // 2), ["edm-dpmpp-20", "edm-sde-20"]),
     # the previous quick preset: the paper's formulation (ε, L1) on full-resolution input, 40 epochs
     "before": (replace(QUICK, unet=replace(QUICK.unet, patch=1), schedule=ScheduleConfig(), loss="l1", sampler="dpmpp", epochs=40),
                ["dpmpp-20", "ddim-50"]),
@@ -47,11 +52,38 @@ VARIANTS = {  # name → (config, samplers)
 }
 
 
+PROTEIN_IMAGES = 2000  # the pretraining set; epochs scaled so it costs what one quick class costs
+
+
+def protein_prior(tmp: Path) -> tuple[Path, float]:
+    """A quick model trained on simulated protein images (as many optimizer steps as one
+    quick class), and its training seconds; made once per run."""
+    out = tmp / "protein_prior"
+    if not (out / "config.json").exists():
+        sim = simulate({"protein": PROTEIN_IMAGES}, seed=78, config=SimConfig(workers=2, label_noise=0)).particles
+        store = ParticleStore.write(tmp / "protein", sim, provenance_record("bench_diffusion_preset protein prior"))
+        epochs = max(1, round(QUICK.epochs * QUICK.max_images / PROTEIN_IMAGES))
+        cfg = replace(QUICK, max_images=PROTEIN_IMAGES, epochs=epochs, fid_epochs=(), checkpoint_every=epochs)
+        start = time.perf_counter()
+        train_diffusion(store.path, out, "protein", cfg, progress=False, device="cpu")
+        (out / "seconds.txt").write_text(f"{time.perf_counter() - start}")
+    return out, float((out / "seconds.txt").read_text())
+
+
 def background_texture(images: np.ndarray) -> float:
     """Median mean |difference| of horizontal neighbours in the top 8 rows (mostly background):
     sensor noise in real crops (~1 gray level), left-over noise in generated ones."""
     top = images[:, :8, :].astype(np.float32)
     return float(np.median(np.abs(np.diff(top, axis=2)).mean(axis=(1, 2))))
+
+
+def background_unevenness(images: np.ndarray) -> float:
+    """Median spread (std) of the 4×4-pooled top and bottom rows: the crop's low-frequency
+    background level, which is what the two-sample test's pooled pixels see (real crops:
+    ≈ 2 gray levels; blotchy generated backgrounds: 5–10)."""
+    n, size = len(images), images.shape[1]
+    pooled = images.reshape(n, 16, size // 16, 16, size // 16).astype(np.float32).mean((2, 4))
+    return float(np.median(pooled[:, [0, -1]].std(axis=(1, 2))))
 
 
 def main() -> None:
@@ -72,12 +104,13 @@ def main() -> None:
         pix = PixelFeatures()
         real_f = pix(held[: args.n])
         floor = generative.fid(real_f, pix(held[args.n :]))
-        real_texture = background_texture(held[: args.n])
+        real_texture, real_unevenness = background_texture(held[: args.n]), background_unevenness(held[: args.n])
         for name in args.variants.split(","):
             cfg, samplers = VARIANTS[name]
             cfg = replace(cfg, fid_epochs=(), checkpoint_every=cfg.epochs)
+            prior, prior_s = protein_prior(tmp) if name.startswith("protein_init") else (None, 0.0)
             start = time.perf_counter()
-            train_diffusion(train.path, tmp / name, args.label, cfg, progress=False, device="cpu")
+            train_diffusion(train.path, tmp / name, args.label, cfg, progress=False, device="cpu", init_from=prior)
             train_s = time.perf_counter() - start
             g = Generator.from_pretrained(tmp / name, "cpu")
             for spec in samplers:
@@ -87,9 +120,10 @@ def main() -> None:
                 gen_s = time.perf_counter() - start
                 auc = realism_lenses(held, None, gen, args.n)["two_sample_auc"]
                 modes = generative.mode_coverage(mode_images, mode_types, gen)
-                rows.append({"class": args.label, "variant": name, "sampler": spec, "train_s": train_s, "gen_s_per_1000": 1000 * gen_s / args.n,
+                rows.append({"class": args.label, "variant": name, "sampler": spec, "train_s": train_s, "pretrain_s": prior_s, "gen_s_per_1000": 1000 * gen_s / args.n,
                              "FID_pixels/floor": generative.fid(real_f, pix(gen)) / floor, "AUC_logreg": auc["logreg"], "AUC_gbm": auc["gbm"],
                              "max_mode_gap": modes["max_abs_diff"], "background_texture_gen/real": background_texture(gen) / real_texture,
+                             "background_unevenness_gen/real": background_unevenness(gen) / real_unevenness,
                              "modes (real→gen)": ", ".join(f"{k} {modes['real'][k]:.2f}→{modes['generated'][k]:.2f}" for k in modes["modes"])})
     # one results file per (class, variant list): runs of different variants do not overwrite each other
     suffix = "" if args.variants == "quick,before" else "_" + args.variants.replace(",", "+")
