@@ -43,6 +43,7 @@ VARIANTS = {  # name → (config, samplers)
     "low_sigma": (replace(QUICK, schedule=replace(QUICK.schedule, p_mean=-1.0)), ["edm-dpmpp-20", "edm-sde-20"]),
     "high_sigma": (replace(QUICK, schedule=replace(QUICK.schedule, p_mean=0.2)), ["edm-dpmpp-20", "edm-sde-20"]),
     "ema_0.995": (replace(QUICK, ema_decay=0.995), ["edm-dpmpp-20", "edm-sde-20"]),
+    "ema_0.95": (replace(QUICK, ema_decay=0.95), ["edm-dpmpp-20", "edm-sde-20"]),
     # fine-tuned from a quick model pretrained on protein images (same backgrounds, many images)
     "protein_init": (QUICK, ["edm-dpmpp-20", "edm-sde-20"]),
     "protein_init_half": (replace(QUICK, epochs=QUICK.epochs // 2), ["edm-dpmpp-20", "edm-sde-20"]),
