@@ -33,6 +33,7 @@ from svpgen.simulate import SimConfig, simulate
 QUICK = PRESETS["quick"]
 VARIANTS = {  # name → (config, samplers)
     "quick": (QUICK, ["edm-dpmpp-20", "edm-sde-20"]),
+    "quick_sde200": (QUICK, ["edm-sde-200"]),  # the same model, a 200-step reference sampler
     "patch1": (replace(QUICK, unet=replace(QUICK.unet, patch=1)), ["edm-dpmpp-20"]),
     "patch4": (replace(QUICK, unet=replace(QUICK.unet, patch=4), epochs=70), ["edm-dpmpp-20"]),
     "edm_narrow": (replace(QUICK, schedule=replace(QUICK.schedule, p_mean=-1.2, p_std=1.2)), ["edm-dpmpp-20"]),
