@@ -65,9 +65,9 @@ def test_small_bubbles_sit_below_the_centre(sim):
     dx, dy = xx - 32, yy - 32
     ring = (np.hypot(dx, dy) >= 6) & (np.hypot(dx, dy) < 14)
     dev = imgs.astype(float)[:, ring] - bg[:, None]
-    up = (dev * (dy[ring] / np.hypot(dx, dy)[ring])).mean(1)
-    assert -7 <= up.mean() <= -2  # brighter above, i.e. the dark dome sits below
-    assert np.mean(up > 0) > 0.1  # a tendency, not a rule
+    downward = (dev * (dy[ring] / np.hypot(dx, dy)[ring])).mean(1)  # the dipole's +y (down) component
+    assert -7 <= downward.mean() <= -2  # brighter above, i.e. the dark dome sits below
+    assert np.mean(downward > 0) > 0.1  # a tendency, not a rule
 
 
 def test_large_bubble_views(sim):

@@ -28,7 +28,7 @@ from svpgen.simulate.field import SIZE, col, fractal_noise, radius, ring
 # below its crop's centre (the mean dipole of r = 6–14 px points up, 4.5 standard errors
 # from zero). Image coordinates: 0 = +x, π/2 = down.
 SHADOW_DIRECTION = np.radians(110.0)
-LARGE_SHARE = 0.33  # 23 of the 70 real tiles
+LARGE_SHARE = 0.33  # 24 of the 70 real tiles
 # what the crop of a large bubble shows (real: 7 window, 8 window + annulus + outer edge, 9 edge)
 LARGE_VIEWS = ("window", "annulus", "edge")
 LARGE_VIEW_P = (0.30, 0.32, 0.38)
