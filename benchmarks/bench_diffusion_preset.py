@@ -13,6 +13,7 @@ preset; ``protein_init*`` fine-tune a quick model pretrained on simulated protei
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from dataclasses import replace
@@ -29,6 +30,7 @@ from svpgen.evaluate import generative
 from svpgen.evaluate.audit import realism_lenses
 from svpgen.evaluate.features import PixelFeatures
 from svpgen.simulate import SimConfig, simulate
+from svpgen.stats import pooled_pixels
 
 QUICK = PRESETS["quick"]
 VARIANTS = {  # name → (config, samplers)
@@ -59,19 +61,17 @@ VARIANTS = {  # name → (config, samplers)
 PROTEIN_IMAGES = 2000  # the pretraining set; epochs scaled so it costs what one quick class costs
 
 
+@functools.cache
 def protein_prior(tmp: Path) -> tuple[Path, float]:
     """A quick model trained on simulated protein images (as many optimizer steps as one
     quick class), and its training seconds; made once per run."""
-    out = tmp / "protein_prior"
-    if not (out / "config.json").exists():
-        sim = simulate({"protein": PROTEIN_IMAGES}, seed=78, config=SimConfig(workers=2, label_noise=0)).particles
-        store = ParticleStore.write(tmp / "protein", sim, provenance_record("bench_diffusion_preset protein prior"))
-        epochs = max(1, round(QUICK.epochs * QUICK.max_images / PROTEIN_IMAGES))
-        cfg = replace(QUICK, max_images=PROTEIN_IMAGES, epochs=epochs, fid_epochs=(), checkpoint_every=epochs)
-        start = time.perf_counter()
-        train_diffusion(store.path, out, "protein", cfg, progress=False, device="cpu")
-        (out / "seconds.txt").write_text(f"{time.perf_counter() - start}")
-    return out, float((out / "seconds.txt").read_text())
+    sim = simulate({"protein": PROTEIN_IMAGES}, seed=78, config=SimConfig(workers=2, label_noise=0)).particles
+    store = ParticleStore.write(tmp / "protein", sim, provenance_record("bench_diffusion_preset protein prior"))
+    epochs = max(1, round(QUICK.epochs * QUICK.max_images / PROTEIN_IMAGES))
+    cfg = replace(QUICK, max_images=PROTEIN_IMAGES, epochs=epochs, fid_epochs=(), checkpoint_every=epochs)
+    start = time.perf_counter()
+    train_diffusion(store.path, tmp / "protein_prior", "protein", cfg, progress=False, device="cpu")
+    return tmp / "protein_prior", time.perf_counter() - start
 
 
 def background_texture(images: np.ndarray) -> float:
@@ -85,9 +85,7 @@ def background_unevenness(images: np.ndarray) -> float:
     """Median spread (std) of the 4×4-pooled top and bottom rows: the crop's low-frequency
     background level, which is what the two-sample test's pooled pixels see (real crops:
     ≈ 2 gray levels; blotchy generated backgrounds: 5–10)."""
-    n, size = len(images), images.shape[1]
-    pooled = images.reshape(n, 16, size // 16, 16, size // 16).astype(np.float32).mean((2, 4))
-    return float(np.median(pooled[:, [0, -1]].std(axis=(1, 2))))
+    return float(np.median(pooled_pixels(images)[:, [0, -1]].std(axis=(1, 2))))
 
 
 def main() -> None:

@@ -24,11 +24,15 @@ def radial_profiles(images: np.ndarray) -> np.ndarray:
     return sums / np.bincount(r, minlength=RADII)
 
 
+def pooled_pixels(images: np.ndarray) -> np.ndarray:
+    """16×16 average-pooled gray levels (N×16×16, float64)."""
+    n, size = len(images), images.shape[1]
+    return images.reshape(n, 16, size // 16, 16, size // 16).mean((2, 4))
+
+
 def features(images: np.ndarray) -> np.ndarray:
     """What the two-sample test sees: 16×16 average-pooled pixels and the radial profile."""
-    n, size = len(images), images.shape[1]
-    pooled = images.reshape(n, 16, size // 16, 16, size // 16).mean((2, 4)).reshape(n, -1)
-    return np.hstack([pooled, radial_profiles(images)]) / 255.0
+    return np.hstack([pooled_pixels(images).reshape(len(images), -1), radial_profiles(images)]) / 255.0
 
 
 def random_orientation(images: np.ndarray, seed: int) -> np.ndarray:

@@ -101,12 +101,12 @@ def run_local(trials: list[Trial], cfg: StudyConfig, out: Path, device: str = "c
     """Run the trials on this machine, ``workers`` at a time, largest training sets first
     (finished ones are read back); records come back in ``trials`` order."""
     order = sorted(range(len(trials)), key=lambda i: -_expected_images(trials[i]))
+    bar = tqdm(total=len(trials), unit="trial", desc="grid")
 
     def done(name: str, record: dict) -> None:
         bar.set_postfix_str(f"{record['group']} done")
         bar.update(1)
 
-    bar = tqdm(total=len(trials), unit="trial", desc="grid")
     results = run_jobs(run_trial, [(str(i), (trials[i], cfg, out, device)) for i in order], workers, on_done=done)
     bar.close()
     return [results[str(i)] for i in range(len(trials))]
