@@ -85,9 +85,16 @@ def _fixed_point_weights(in_size: int, out_size: int) -> np.ndarray:
 
 
 def _resample_pass_8bit(x: np.ndarray, in_size: int, out_size: int) -> np.ndarray:
-    """One Pillow 8-bit pass along the last axis (float64 holds the int32 sums exactly)."""
-    sums = x @ _fixed_point_weights(in_size, out_size) + (1 << (_PRECISION_BITS - 1))
-    return np.clip(np.floor(sums / (1 << _PRECISION_BITS)), 0, 255)
+    """One Pillow 8-bit pass along the last axis (float64 holds the int32 sums exactly).
+
+    In place on the product: the stacks are large and these passes are memory-bound. The
+    weights are ≥ 0 (a triangle filter) and 2^-22 is exact, so ``min(floor(·), 255)`` is
+    Pillow's clip of the shifted sum."""
+    sums = x @ _fixed_point_weights(in_size, out_size)
+    sums += 1 << (_PRECISION_BITS - 1)
+    sums *= 1.0 / (1 << _PRECISION_BITS)
+    np.floor(sums, out=sums)
+    return np.minimum(sums, 255, out=sums)
 
 
 def resize_batch(gray8: np.ndarray, new_h: int, new_w: int) -> np.ndarray:

@@ -7,6 +7,7 @@ worker processes.
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +32,16 @@ RENDERERS = {
     "glass": render_glass,
     "fiber": render_fiber,
 }
-CHUNK = 1024
+CHUNK = 256  # particles per task and per child seed: the renderers' N×64×64 temporaries stay in cache
+# pixels per block of the native-optics and preprocessing passes (≈ 64 crops of 64×64): on
+# large stacks these elementwise passes are memory-bound, in cache they run ≈ 2.5× faster
+BLOCK_PIXELS = 64 * IMAGE_SIZE * IMAGE_SIZE
+
+
+@functools.lru_cache(maxsize=512)
+def _resampling_weights(side: int) -> np.ndarray:
+    """Pillow's bilinear weights from the 64-px render grid to a ``side``-px native grid (float32)."""
+    return bilinear_weights(SIZE, side).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,8 @@ class Simulation:
 def _finish(rng: np.random.Generator, fields: np.ndarray, meta: dict, cfg: SimConfig, keep_native: bool):
     """Native optics and sensor: PSF, native resolution, noise, gradient, uint8, preprocess.
 
-    Particles are processed in groups of equal native side: the PSF blur and the resampling
+    Particles are processed in groups of equal native side (and cache-sized blocks of a
+    group): the PSF blur and the resampling
     to the native grid are one matrix per particle (Pillow's bilinear weights for a float
     image, times the Gaussian), and the 8-bit preprocessing is the batched, Pillow-exact
     ``preprocess_batch``.
@@ -79,18 +90,22 @@ def _finish(rng: np.random.Generator, fields: np.ndarray, meta: dict, cfg: SimCo
     images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     natives: list | None = [None] * n if keep_native else None
     for s in np.unique(side):
-        idx = np.flatnonzero(side == s)
-        to_native = bilinear_weights(SIZE, int(s)).astype(np.float32) @ optics[idx]  # (k, s, 64)
-        native = to_native @ fields[idx] @ np.swapaxes(to_native, 1, 2)
+        group = np.flatnonzero(side == s)
+        to_grid = _resampling_weights(int(s))
         ramp = np.linspace(-0.5, 0.5, s, dtype=np.float32)
-        native += col(grad[idx] * np.cos(grad_angle[idx])) * ramp[None, None, :]
-        native += col(grad[idx] * np.sin(grad_angle[idx])) * ramp[None, :, None]
-        native += rng.standard_normal(native.shape, dtype=np.float32) * col(noise_sd[idx])
-        crops = np.clip(np.rint(native), 0, 255).astype(np.uint8)
-        images[idx] = preprocess_batch(crops)
-        if keep_native:
-            for i, crop in zip(idx, crops):
-                natives[i] = crop
+        block = max(1, BLOCK_PIXELS // max(int(s), IMAGE_SIZE) ** 2)
+        for start in range(0, len(group), block):
+            idx = group[start : start + block]
+            to_native = to_grid @ optics[idx]  # (k, s, 64)
+            native = to_native @ fields[idx] @ np.swapaxes(to_native, 1, 2)
+            native += col(grad[idx] * np.cos(grad_angle[idx])) * ramp[None, None, :]
+            native += col(grad[idx] * np.sin(grad_angle[idx])) * ramp[None, :, None]
+            native += rng.standard_normal(native.shape, dtype=np.float32) * col(noise_sd[idx])
+            crops = np.clip(np.rint(native), 0, 255).astype(np.uint8)
+            images[idx] = preprocess_batch(crops)
+            if keep_native:
+                for i, crop in zip(idx, crops):
+                    natives[i] = crop
     return images, natives, side, pixel_um
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from svpgen.simulate.field import SIZE, blob, blur, col, fractal_noise, radius, ring
+from svpgen.simulate.field import SIZE, blob, blur, col, fractal_noise, radius, ring, white_noise
 from svpgen.simulate.oil import droplet_deviation
 
 # The protein texture's zero-mean part is set this much above its target tile std: the
@@ -115,7 +115,7 @@ def _translucent_or_network(rng, idx_count, background, subtype):
     defocus = rng.uniform(-1, 1, n)
     kappa = rng.uniform(0.15, 0.45, n)
     dev = col(background) * (-col(absorption) * thickness - col(kappa * defocus) * _laplacian(thickness))
-    speckle = rng.standard_normal((n, SIZE, SIZE), dtype=np.float32) * blur(mask.astype(np.float32), np.full(n, 0.8))
+    speckle = white_noise(rng, (n, SIZE, SIZE)) * blur(mask.astype(np.float32), np.full(n, 0.8))
     dev += col(rng.uniform(3, 8, n)) * speckle
     # Calibrate to the sub-type's tile std and tile mean. The mean is carried by a step
     # over the mask (low frequency: survives the blur), the rest of the variance by the
@@ -145,7 +145,7 @@ def _dense(rng, n, background):
         lr = radius(cx + rad * np.cos(ang), cy + rad * np.sin(ang))
         dev += col(rng.uniform(20, 50, n) * (rng.random(n) < 0.8)) * np.exp(-((lr / col(rng.uniform(2, 4, n))) ** 2)) * inside
     dev += col(rng.uniform(15, 30, n)) * ring(lumpy, extent / 2 + 2, 2.5)
-    dev += col(rng.uniform(4, 9, n)) * rng.standard_normal((n, SIZE, SIZE), dtype=np.float32) * inside
+    dev += col(rng.uniform(4, 9, n)) * white_noise(rng, (n, SIZE, SIZE)) * inside
     return dev, extent, ar
 
 
