@@ -47,6 +47,9 @@ VARIANTS = {  # name → (config, samplers)
     "high_sigma": (replace(QUICK, schedule=replace(QUICK.schedule, p_mean=0.2)), ["edm-dpmpp-20", "edm-sde-20"]),
     "ema_0.995": (replace(QUICK, ema_decay=0.995), ["edm-dpmpp-20", "edm-sde-20"]),
     "ema_0.95": (replace(QUICK, ema_decay=0.95), ["edm-dpmpp-20", "edm-sde-20"]),
+    # the quick model trained 2× and 4× as long: is the blotchy background a matter of budget?
+    "epochs_72": (replace(QUICK, epochs=72), ["edm-dpmpp-20"]),
+    "epochs_144": (replace(QUICK, epochs=144), ["edm-dpmpp-20"]),
     # fine-tuned from a quick model pretrained on protein images (same backgrounds, many images)
     "protein_init": (QUICK, ["edm-dpmpp-20", "edm-sde-20"]),
     "protein_init_half": (replace(QUICK, epochs=QUICK.epochs // 2), ["edm-dpmpp-20", "edm-sde-20"]),
