@@ -109,14 +109,15 @@ def _finish(rng: np.random.Generator, fields: np.ndarray, meta: dict, cfg: SimCo
     return images, natives, side, pixel_um
 
 
+def _one_blas_thread() -> None:
+    """Worker start-up: one BLAS thread per process. The matrices are small (≤ 256 px), where
+    BLAS threads cost more than they give, and the worker processes already use the cores.
+    (Set once per process: entering ``threadpool_limits`` costs ≈ 1 ms, per chunk ≈ 1%.)"""
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def _render_chunk(args):
-    # One BLAS thread per chunk: the matrices are small (≤ 256 px), where BLAS threads cost
-    # more than they give, and worker processes already use the cores.
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _render_chunk_single_threaded(*args)
-
-
-def _render_chunk_single_threaded(label, n, seed_seq, cfg, keep_native):
+    label, n, seed_seq, cfg, keep_native = args
     rng = np.random.default_rng(seed_seq)
     background = np.clip(rng.normal(*cfg.background, n), 150, 200).astype(np.float32)
     fields, meta = RENDERERS[label](rng, n, background, cfg.pixel_um)
@@ -171,14 +172,15 @@ def simulate(
     results = []
     bar = tqdm(total=total, unit="particle", desc="simulate", disable=not progress)
     if cfg.workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
+        with ProcessPoolExecutor(max_workers=cfg.workers, initializer=_one_blas_thread) as pool:
             for job, res in zip(jobs, pool.map(_render_chunk, jobs)):
                 results.append(res)
                 bar.update(job[1])
     else:
-        for job in jobs:
-            results.append(_render_chunk(job))
-            bar.update(job[1])
+        with threadpool_limits(limits=1, user_api="blas"):
+            for job in jobs:
+                results.append(_render_chunk(job))
+                bar.update(job[1])
     bar.close()
 
     labels = np.concatenate([np.full(j[1], j[0], dtype=object) for j in jobs]) if jobs else np.array([], object)

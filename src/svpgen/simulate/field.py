@@ -41,6 +41,16 @@ def radius(cx: np.ndarray, cy: np.ndarray, aspect: np.ndarray | float = 1.0, ang
     return np.sqrt(u, out=u)
 
 
+def gaussian_spot(cx: np.ndarray, cy: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """exp(−(r/width)²) around per-particle centres (N×64×64), as the outer product of two
+    1-D Gaussians: 128 exponentials per particle instead of 4,096."""
+    axis = _XX[0]
+    cx, cy, width = (np.asarray(v, np.float32)[:, None] for v in (cx, cy, width))
+    gx = np.exp(-(((axis - cx) / width) ** 2))
+    gy = np.exp(-(((axis - cy) / width) ** 2))
+    return gy[:, :, None] * gx[:, None, :]
+
+
 def col(x) -> np.ndarray:
     """Per-particle values as an (N, 1, 1) float32 column for broadcasting (scalars pass)."""
     a = np.asarray(x, np.float32)

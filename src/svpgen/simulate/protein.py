@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from svpgen.simulate.field import SIZE, blob, blur, col, fractal_noise, radius, ring, white_noise
+from svpgen.simulate.field import SIZE, blob, blur, col, fractal_noise, gaussian_spot, radius, ring, white_noise
 from svpgen.simulate.oil import droplet_deviation
 
 # The protein texture's zero-mean part is set this much above its target tile std: the
@@ -140,10 +140,11 @@ def _dense(rng, n, background):
     lumpy = r * (1 + 0.12 * fractal_noise(rng, n, beta=3.0))
     inside = expit(edge - lumpy)
     dev = -col(rng.uniform(80, 130, n)) * blob(lumpy, extent / 2 * 0.75) * inside
-    for _ in range(4):
+    for _ in range(4):  # bright internal lobes: round Gaussians, made as outer products of 1-D ones
         ang, rad = rng.uniform(0, 2 * np.pi, n), rng.uniform(0, 0.55, n) * extent / 2
-        lr = radius(cx + rad * np.cos(ang), cy + rad * np.sin(ang))
-        dev += col(rng.uniform(20, 50, n) * (rng.random(n) < 0.8)) * np.exp(-((lr / col(rng.uniform(2, 4, n))) ** 2)) * inside
+        amplitude = rng.uniform(20, 50, n) * (rng.random(n) < 0.8)
+        width = rng.uniform(2, 4, n)
+        dev += col(amplitude) * gaussian_spot(cx + rad * np.cos(ang), cy + rad * np.sin(ang), width) * inside
     dev += col(rng.uniform(15, 30, n)) * ring(lumpy, extent / 2 + 2, 2.5)
     dev += col(rng.uniform(4, 9, n)) * white_noise(rng, (n, SIZE, SIZE)) * inside
     return dev, extent, ar
