@@ -1,5 +1,6 @@
 """Generative quality: FID/KID/PR behave on controlled sets; memorization finds planted copies."""
 
+import json
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,9 @@ def test_fid_training_hook_and_audit_cli(smoke_generator, smoke_classifier, sim_
     for name in ("audit.json", "audit.md", "real_vs_generated.png", "closest_pairs.png", "morphology.png"):
         assert (tmp_path / "audit" / name).exists(), name
     assert "particle-encoder" in res.output and "pixels16" in res.output and "near-copies" in res.output
+    modes = json.loads((tmp_path / "audit" / "audit.json").read_text())["lenses"]["modes"]
+    assert set(modes["precision_by_mode"]) == set(modes["modes"])  # in the particle encoder's features
+    assert "Precision by sub-type" in (tmp_path / "audit" / "audit.md").read_text()
 
 
 def test_train_encoder_cli(sim_store, tmp_path):

@@ -144,6 +144,26 @@ def test_realism_lenses_see_a_missing_mode():
     assert 0.3 < same["two_sample_auc"]["logreg"] < 0.75
 
 
+def test_precision_by_mode_sees_what_shares_miss():
+    """Blotchy backgrounds on small bubbles leave the sub-type shares as they were, but the
+    blotchy "small" images are no longer inside the real small bubbles' manifold."""
+    from svpgen.evaluate.features import PixelFeatures
+    from svpgen.simulate import SimConfig, simulate
+    from svpgen.simulate.field import fractal_noise
+
+    sim = simulate({"air_bubble": 240}, seed=5, config=SimConfig(workers=1, label_noise=0.0)).particles
+    real, subtypes = sim.images, sim.table["subtype"].to_numpy()
+    half = len(real) // 2
+    clean = generative.mode_coverage(real[:half], subtypes[:half], real[half:], embed=PixelFeatures())
+    blotches = 25 * fractal_noise(np.random.default_rng(0), len(real) - half, beta=3.0)
+    blotchy = np.clip(real[half:] + blotches, 0, 255).astype(np.uint8)
+    bad = generative.mode_coverage(real[:half], subtypes[:half], blotchy, embed=PixelFeatures())
+    assert abs(bad["max_abs_diff"] - clean["max_abs_diff"]) < 0.05  # the shares cannot tell
+    assert clean["precision_by_mode"]["small"] > 0.6
+    assert bad["precision_by_mode"]["small"] < clean["precision_by_mode"]["small"] - 0.5
+    assert "precision_by_mode" not in generative.mode_coverage(real[:half], subtypes[:half], real[half:])
+
+
 def test_cli_options_switch_objective_and_sampler_together(sim_store, tmp_path):
     from click.testing import CliRunner
 

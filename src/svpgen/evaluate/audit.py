@@ -55,15 +55,17 @@ def held_out_real(generator, real_store: str | Path) -> tuple[np.ndarray, np.nda
     return np.asarray(store.images[held]), subtypes
 
 
-def realism_lenses(real: np.ndarray, real_subtypes: np.ndarray | None, gen: np.ndarray, m: int, seeds=range(3)) -> dict:
+def realism_lenses(real: np.ndarray, real_subtypes: np.ndarray | None, gen: np.ndarray, m: int, seeds=range(3),
+                   embed: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
     """What FID alone misses: the classifier two-sample test (generated vs the first ``m``
-    real images, AUC) and mode coverage (sub-type shares, when the real images record them).
-    (The third lens, the real-vs-real FID floor, is computed per feature space.)"""
+    real images, AUC) and mode coverage (sub-type shares, when the real images record them;
+    with ``embed``, also how many of each sub-type's generated images look like its real
+    ones). (The third lens, the real-vs-real FID floor, is computed per feature space.)"""
     out: dict = {"n": m}
     aucs = [two_sample_auc(real[:m], gen[:m], seed) for seed in seeds]
     out["two_sample_auc"] = {k: float(np.mean([a[k] for a in aucs])) for k in aucs[0]}
     if real_subtypes is not None and len(set(generative.subtype_groups(real_subtypes))) > 1:
-        out["modes"] = generative.mode_coverage(real, real_subtypes, gen)
+        out["modes"] = generative.mode_coverage(real, real_subtypes, gen, embed=embed)
     return out
 
 
@@ -84,6 +86,11 @@ def _lenses_markdown(lenses: dict) -> str:
     if modes:
         shares = ", ".join(f"{k} {modes['real'][k]:.2f}→{modes['generated'][k]:.2f}" for k in modes["modes"])
         lines.append(f"Mode coverage (real → generated share; sub-type classifier CV accuracy {modes['classifier_cv_accuracy']:.2f}): {shares}.")
+        by_mode = modes.get("precision_by_mode")
+        if by_mode:
+            looks = ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} –" for k, v in by_mode.items())
+            lines.append("Precision by sub-type (share of the generated images assigned to a sub-type that lie inside the "
+                         f"feature-space manifold of its real images; a share can be right with images that do not look the part): {looks}.")
     return "\n\n".join(lines)
 
 
@@ -133,7 +140,7 @@ def run_audit(generator, real_store: str | Path, out: str | Path, extractor, n: 
     real, gen = all_real[:m], gen[:m]
     results: dict = {"model": str(generator.path), "label": label, "sampler": sampler, "steps": steps, "n": m,
                      "sample_seconds": sample_seconds, "features": {}}
-    results["lenses"] = realism_lenses(all_real, real_subtypes, gen, m)
+    results["lenses"] = realism_lenses(all_real, real_subtypes, gen, m, embed=extractor)
     gen_features = {}
     for ext in (extractor, PixelFeatures()):
         rf, gen_features[ext.name] = ext(real), ext(gen)

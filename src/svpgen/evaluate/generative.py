@@ -9,6 +9,8 @@ compare two FIDs only at the same image counts and look at the intervals.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -68,15 +70,18 @@ def _kth_nn_radius(x: torch.Tensor, k: int) -> torch.Tensor:
     return d.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0
 
 
+def inside_manifold(reference: np.ndarray, query: np.ndarray, k: int = 3) -> np.ndarray:
+    """Whether each query row lies inside the reference rows' k-NN manifold (within some
+    reference point's distance to its k-th nearest reference neighbour)."""
+    ref, q = torch.from_numpy(reference).double(), torch.from_numpy(query).double()
+    return (torch.cdist(q, ref) <= _kth_nn_radius(ref, k)[None, :]).any(dim=1).numpy()
+
+
 def precision_recall(real: np.ndarray, gen: np.ndarray, k: int = 3) -> dict:
     """Kynkäänniemi et al. 2019: precision = share of generated samples inside the real
     k-NN manifold; recall = share of real samples inside the generated manifold.
     (Hand-written: torchmetrics has no generative precision/recall.)"""
-    r, g = torch.from_numpy(real).double(), torch.from_numpy(gen).double()
-    r_rad, g_rad = _kth_nn_radius(r, k), _kth_nn_radius(g, k)
-    d = torch.cdist(g, r)  # generated × real
-    precision = (d <= r_rad[None, :]).any(dim=1).double().mean()
-    recall = (d.T <= g_rad[None, :]).any(dim=1).double().mean()
+    precision, recall = inside_manifold(real, gen, k).mean(), inside_manifold(gen, real, k).mean()
     return {"precision": float(precision), "recall": float(recall), "k": k, "n_real": len(real), "n_generated": len(gen)}
 
 
@@ -158,10 +163,17 @@ def subtype_groups(subtypes: np.ndarray) -> np.ndarray:
     return np.where(s == "small_spot", "small", s)
 
 
-def mode_coverage(real_images: np.ndarray, real_subtypes: np.ndarray, gen_images: np.ndarray, seed: int = 0) -> dict:
+def mode_coverage(real_images: np.ndarray, real_subtypes: np.ndarray, gen_images: np.ndarray, seed: int = 0,
+                  embed: Callable[[np.ndarray], np.ndarray] | None = None, k: int = 3) -> dict:
     """Share of each sub-type among real and generated images, the generated ones assigned
     by a classifier trained on the real images (logistic regression on pooled pixels + radial
-    profile); its cross-validated accuracy on real images says how far to trust it."""
+    profile); its cross-validated accuracy on real images says how far to trust it.
+
+    A share says nothing about whether the images given a sub-type look like it (a dark blotch
+    may be assigned "large bubble"). With ``embed`` (images → feature rows, e.g. the
+    particle encoder), ``precision_by_mode`` adds, per sub-type, the share of the generated
+    images assigned to it that lie inside the k-NN manifold of the real images *of that
+    sub-type* (None where fewer than k + 1 real or no generated images have it)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import make_pipeline
@@ -178,5 +190,13 @@ def mode_coverage(real_images: np.ndarray, real_subtypes: np.ndarray, gen_images
     predicted = model.fit(x, groups).predict(features(gen_images))
     real_share = {n: float(np.mean(groups == n)) for n in names}
     gen_share = {n: float(np.mean(predicted == n)) for n in names}
-    return {"modes": names, "real": real_share, "generated": gen_share, "classifier_cv_accuracy": accuracy,
-            "max_abs_diff": max(abs(real_share[n] - gen_share[n]) for n in names)}
+    out = {"modes": names, "real": real_share, "generated": gen_share, "classifier_cv_accuracy": accuracy,
+           "max_abs_diff": max(abs(real_share[n] - gen_share[n]) for n in names)}
+    if embed is not None:
+        real_f, gen_f = embed(real_images), embed(gen_images)
+        out["precision_by_mode"] = {
+            n: float(inside_manifold(real_f[groups == n], gen_f[predicted == n], k).mean())
+            if (groups == n).sum() > k and (predicted == n).any() else None
+            for n in names
+        }
+    return out

@@ -44,6 +44,15 @@ def table2_as_sampled(out: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _lowest_mode_precision(modes: dict | None) -> str:
+    """The sub-type whose generated images least look like its real ones, e.g. "large_edge 0.05"."""
+    values = {k: v for k, v in ((modes or {}).get("precision_by_mode") or {}).items() if v is not None}
+    if not values:
+        return ""
+    worst = min(values, key=values.get)
+    return f"{worst} {values[worst]:.2f}"
+
+
 def _audit_table(out: Path) -> pd.DataFrame:
     rows = []
     for path in sorted((out / "audit").glob("*/audit.json")):
@@ -56,6 +65,7 @@ def _audit_table(out: Path) -> pd.DataFrame:
                          "KID": r["kid"], "precision": r["precision"], "recall": r["recall"],
                          "two-sample AUC (logreg / GBM)": f"{auc['logreg']:.2f} / {auc['gbm']:.2f}" if auc else "",
                          "largest sub-type gap": modes["max_abs_diff"] if modes else np.nan,
+                         "lowest sub-type precision": _lowest_mode_precision(modes),
                          "near-copies": (a.get("memorization") or {}).get("near_copy_fraction", np.nan)})
     return pd.DataFrame(rows)
 
