@@ -71,11 +71,10 @@ class Simulation:
 def _finish(rng: np.random.Generator, fields: np.ndarray, meta: dict, cfg: SimConfig, keep_native: bool):
     """Native optics and sensor: PSF, native resolution, noise, gradient, uint8, preprocess.
 
-    Particles are processed in groups of equal native side (and cache-sized blocks of a
-    group): the PSF blur and the resampling
-    to the native grid are one matrix per particle (Pillow's bilinear weights for a float
-    image, times the Gaussian), and the 8-bit preprocessing is the batched, Pillow-exact
-    ``preprocess_batch``.
+    Particles are processed in groups of equal native side, in cache-sized blocks: the PSF
+    blur and the resampling to the native grid are one matrix per particle (Pillow's
+    bilinear weights for a float image, times the Gaussian), and the 8-bit preprocessing is
+    the batched, Pillow-exact ``preprocess_batch``.
     """
     n = len(fields)
     true_side = np.maximum(meta["native_side"], cfg.min_native_px)
