@@ -154,10 +154,11 @@ def test_precision_by_mode_sees_what_shares_miss():
     sim = simulate({"air_bubble": 240}, seed=5, config=SimConfig(workers=1, label_noise=0.0)).particles
     real, subtypes = sim.images, sim.table["subtype"].to_numpy()
     half = len(real) // 2
-    clean = generative.mode_coverage(real[:half], subtypes[:half], real[half:], embed=PixelFeatures())
+    pixels = PixelFeatures()
+    clean = generative.mode_coverage(real[:half], subtypes[:half], real[half:], embedded=(pixels(real[:half]), pixels(real[half:])))
     blotches = 25 * fractal_noise(np.random.default_rng(0), len(real) - half, beta=3.0)
     blotchy = np.clip(real[half:] + blotches, 0, 255).astype(np.uint8)
-    bad = generative.mode_coverage(real[:half], subtypes[:half], blotchy, embed=PixelFeatures())
+    bad = generative.mode_coverage(real[:half], subtypes[:half], blotchy, embedded=(pixels(real[:half]), pixels(blotchy)))
     assert abs(bad["max_abs_diff"] - clean["max_abs_diff"]) < 0.05  # the shares cannot tell
     assert clean["precision_by_mode"]["small"] > 0.6
     assert bad["precision_by_mode"]["small"] < clean["precision_by_mode"]["small"] - 0.5

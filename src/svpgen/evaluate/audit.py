@@ -56,16 +56,17 @@ def held_out_real(generator, real_store: str | Path) -> tuple[np.ndarray, np.nda
 
 
 def realism_lenses(real: np.ndarray, real_subtypes: np.ndarray | None, gen: np.ndarray, m: int, seeds=range(3),
-                   embed: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
+                   embedded: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """What FID alone misses: the classifier two-sample test (generated vs the first ``m``
     real images, AUC) and mode coverage (sub-type shares, when the real images record them;
-    with ``embed``, also how many of each sub-type's generated images look like its real
-    ones). (The third lens, the real-vs-real FID floor, is computed per feature space.)"""
+    with ``embedded`` — feature rows of ``real`` and ``gen`` — also how many of each
+    sub-type's generated images look like its real ones). (The third lens, the
+    real-vs-real FID floor, is computed per feature space.)"""
     out: dict = {"n": m}
     aucs = [two_sample_auc(real[:m], gen[:m], seed) for seed in seeds]
     out["two_sample_auc"] = {k: float(np.mean([a[k] for a in aucs])) for k in aucs[0]}
     if real_subtypes is not None and len(set(generative.subtype_groups(real_subtypes))) > 1:
-        out["modes"] = generative.mode_coverage(real, real_subtypes, gen, embed=embed)
+        out["modes"] = generative.mode_coverage(real, real_subtypes, gen, embedded=embedded)
     return out
 
 
@@ -140,14 +141,16 @@ def run_audit(generator, real_store: str | Path, out: str | Path, extractor, n: 
     real, gen = all_real[:m], gen[:m]
     results: dict = {"model": str(generator.path), "label": label, "sampler": sampler, "steps": steps, "n": m,
                      "sample_seconds": sample_seconds, "features": {}}
-    results["lenses"] = realism_lenses(all_real, real_subtypes, gen, m, embed=extractor)
+    # each feature space's rows of all held-out real images and of the generated ones, computed once
+    encoded = {ext.name: (ext(all_real), ext(gen)) for ext in (extractor, PixelFeatures())}
+    results["lenses"] = realism_lenses(all_real, real_subtypes, gen, m, embedded=encoded[extractor.name])
     gen_features = {}
-    for ext in (extractor, PixelFeatures()):
-        rf, gen_features[ext.name] = ext(real), ext(gen)
-        results["features"][ext.name] = {**generative.fid_kid(rf, gen_features[ext.name], bootstrap, seed),
-                                         **generative.precision_recall(rf, gen_features[ext.name])}
+    for name, (real_rows, gen_features[name]) in encoded.items():
+        rf = real_rows[:m]
+        results["features"][name] = {**generative.fid_kid(rf, gen_features[name], bootstrap, seed),
+                                     **generative.precision_recall(rf, gen_features[name])}
         if len(all_real) >= 2 * m:  # the real-vs-real floor in these features
-            results["features"][ext.name]["fid_floor"] = generative.fid(rf, ext(all_real[m : 2 * m]))
+            results["features"][name]["fid_floor"] = generative.fid(rf, real_rows[m : 2 * m])
     memo = None
     if train_images is not None:
         memo = generative.memorization(gen, train_images, gen_features[extractor.name], extractor(train_images))

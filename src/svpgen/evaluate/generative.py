@@ -9,8 +9,6 @@ compare two FIDs only at the same image counts and look at the intervals.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 from torch import nn
@@ -164,16 +162,17 @@ def subtype_groups(subtypes: np.ndarray) -> np.ndarray:
 
 
 def mode_coverage(real_images: np.ndarray, real_subtypes: np.ndarray, gen_images: np.ndarray, seed: int = 0,
-                  embed: Callable[[np.ndarray], np.ndarray] | None = None, k: int = 3) -> dict:
+                  embedded: tuple[np.ndarray, np.ndarray] | None = None, k: int = 3) -> dict:
     """Share of each sub-type among real and generated images, the generated ones assigned
     by a classifier trained on the real images (logistic regression on pooled pixels + radial
     profile); its cross-validated accuracy on real images says how far to trust it.
 
     A share says nothing about whether the images given a sub-type look like it (a dark blotch
-    may be assigned "large bubble"). With ``embed`` (images → feature rows, e.g. the
-    particle encoder), ``precision_by_mode`` adds, per sub-type, the share of the generated
-    images assigned to it that lie inside the k-NN manifold of the real images *of that
-    sub-type* (None where fewer than k + 1 real or no generated images have it)."""
+    may be assigned "large bubble"). With ``embedded`` (feature rows of the real and the
+    generated images, e.g. the particle encoder's), ``precision_by_mode`` adds, per
+    sub-type, the share of the generated images assigned to it that lie inside the k-NN
+    manifold of the real images *of that sub-type* (None where fewer than k + 1 real or no
+    generated images have it)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import make_pipeline
@@ -192,8 +191,8 @@ def mode_coverage(real_images: np.ndarray, real_subtypes: np.ndarray, gen_images
     gen_share = {n: float(np.mean(predicted == n)) for n in names}
     out = {"modes": names, "real": real_share, "generated": gen_share, "classifier_cv_accuracy": accuracy,
            "max_abs_diff": max(abs(real_share[n] - gen_share[n]) for n in names)}
-    if embed is not None:
-        real_f, gen_f = embed(real_images), embed(gen_images)
+    if embedded is not None:
+        real_f, gen_f = embedded
         out["precision_by_mode"] = {
             n: float(inside_manifold(real_f[groups == n], gen_f[predicted == n], k).mean())
             if (groups == n).sum() > k and (predicted == n).any() else None
