@@ -61,16 +61,23 @@ _PRECISION_BITS = 22
 @functools.lru_cache(maxsize=1024)
 def bilinear_weights(in_size: int, out_size: int) -> np.ndarray:
     """Pillow's antialiased bilinear resampling weights as a read-only (out_size, in_size)
-    float64 matrix (cached: the simulator asks for the same few sizes again and again)."""
+    float64 matrix (cached: the simulator asks for the same few sizes again and again).
+
+    All output pixels at once (a per-pixel loop cost ≈ 2.5 ms per matrix, ≈ 1 s per fresh
+    simulator worker); each row's taps are summed left to right, in Pillow's order."""
     scale = in_size / out_size
     filter_scale = max(scale, 1.0)
+    centre = (np.arange(out_size) + 0.5) * scale
+    lo = np.maximum((centre - filter_scale + 0.5).astype(np.int64), 0)  # C's (int): towards zero
+    hi = np.minimum((centre + filter_scale + 0.5).astype(np.int64), in_size)
+    taps = lo[:, None] + np.arange(max(1, int((hi - lo).max())))  # each row's input pixels, from its first
+    inside = taps < hi[:, None]
+    w = np.where(inside, np.maximum(0.0, 1.0 - np.abs((taps - centre[:, None] + 0.5) / filter_scale)), 0.0)
+    total = np.cumsum(w, axis=1)[:, -1:]
+    np.divide(w, total, out=w, where=total != 0)
     weights = np.zeros((out_size, in_size))
-    for out in range(out_size):
-        centre = (out + 0.5) * scale
-        lo = max(int(centre - filter_scale + 0.5), 0)
-        hi = min(int(centre + filter_scale + 0.5), in_size)
-        w = np.maximum(0.0, 1.0 - np.abs((np.arange(lo, hi) - centre + 0.5) / filter_scale))
-        weights[out, lo:hi] = w / w.sum() if w.sum() != 0 else w
+    rows = np.broadcast_to(np.arange(out_size)[:, None], taps.shape)
+    weights[rows[inside], taps[inside]] = w[inside]
     weights.flags.writeable = False
     return weights
 
