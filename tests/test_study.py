@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -119,7 +120,8 @@ def test_grid_on_ray_local_cluster_matches_local_runner(tmp_path):
     out = tmp_path / "s"
     from dataclasses import replace
 
-    cfg = replace(cfg, grid={"optimizer": ("adam",), "lr": (1e-3, 1e-4), "weight_decay": (1e-4,), "batch_size": (32,)}, baselines=())
+    cfg = replace(cfg, grid={"optimizer": ("adam",), "lr": (1e-3, 1e-4), "weight_decay": (1e-4,), "batch_size": (32,)},
+                  baselines=("logit-adjust",))
     # data, encoder, diffusion and generation stages first (local), then the grid on Ray
     import svpgen.study.runner as runner
 
@@ -131,7 +133,23 @@ def test_grid_on_ray_local_cluster_matches_local_runner(tmp_path):
     runner._stage(out, "generate", log, lambda: runner._stage_generate(cfg, out, "cpu", log))
     trials = study_trials(cfg)
     records = run_ray(trials, cfg, out, workers=2)
-    assert len(records) == len(trials) == 4
+    assert len(records) == len(trials) == 6
     assert all(0 <= r["score"] <= 1 for r in records)
-    again = run_local(trials, cfg, out)  # nothing left to train: read back from done markers
+    # the logit-adjusted trials are not trained again: their twin's weights plus the deployment prior
+    adjusted = [t for t in trials if t.imbalance == "logit-adjust"]
+    assert len(adjusted) == 2 and not (adjusted[0].run_dir(out / "runs") / "training_state.pt").exists()
+    shutil.rmtree(adjusted[1].run_dir(out / "runs"))
+    again = run_local(trials, cfg, out)  # nothing left to train: read back from done markers, one re-derived
     assert [r["score"] for r in again] == [r["score"] for r in records]
+    from svpgen.classify.classifier import Classifier
+    from svpgen.data.store import ParticleStore
+    from svpgen.study.grid import twin
+
+    images = ParticleStore(out / "data" / "tune").images[:16]
+    for t in adjusted:
+        rec = next(r for r in again if r["group"] == t.group and r["lr"] == t.lr)
+        plain_rec = next(r for r in again if r["group"] == twin(t).group and r["lr"] == t.lr)
+        assert rec["derived_from"] and rec["score"] == plain_rec["score"] and rec["seconds"] == 0
+        adj, plain = Classifier.from_pretrained(t.run_dir(out / "runs"), "cpu"), Classifier.from_pretrained(twin(t).run_dir(out / "runs"), "cpu")
+        assert adj.config.imbalance == "logit-adjust" and plain.logit_offset is None and adj.logit_offset[0] > 0  # protein favoured at 1000:1
+        np.testing.assert_allclose(adj.predict_logits(images), plain.predict_logits(images) + adj.logit_offset, rtol=1e-6, atol=1e-6)

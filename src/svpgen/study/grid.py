@@ -1,6 +1,10 @@
 """The classifier grid: trials, a local runner (one folder + done marker per trial, so a
 killed study resumes without redoing finished trials) and the same trials on Ray Tune
-(``backend="ray"``; a local cluster, or the cluster at ``RAY_ADDRESS``)."""
+(``backend="ray"``; a local cluster, or the cluster at ``RAY_ADDRESS``).
+
+A ``logit-adjust`` trial trains exactly as its ``none`` twin (same data, grid point and
+seed; the adjustment is applied at prediction), so when the twin is in the grid the
+trial is not trained again: its model is the twin's weights with the deployment prior."""
 
 from __future__ import annotations
 
@@ -68,6 +72,40 @@ def study_trials(cfg: StudyConfig) -> list[Trial]:
     return trials
 
 
+def twin(trial: Trial) -> Trial | None:
+    """The ``none`` trial a ``logit-adjust`` trial's training equals; None for other strategies."""
+    return replace(trial, imbalance="none") if trial.imbalance == "logit-adjust" else None
+
+
+def _split(trials: list[Trial]) -> tuple[list[int], list[int]]:
+    """(indices of the trials to train, indices of those derived from a twin in ``trials``)."""
+    present = set(trials)
+    derived = [i for i, t in enumerate(trials) if twin(t) in present]
+    return [i for i in range(len(trials)) if i not in set(derived)], derived
+
+
+def derive_logit_adjusted(trial: Trial, cfg: StudyConfig, out: Path) -> dict:
+    """A ``logit-adjust`` trial from its trained twin: the twin's model with the study's
+    deployment prior in its metadata, and the twin's record (tuning score, epochs; no seconds)."""
+    from svpgen.classify.classifier import Classifier
+    from svpgen.classify.train import normalise_prior
+
+    run = trial.run_dir(out / "runs")
+    done = run / "done.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    source = twin(trial).run_dir(out / "runs")
+    clf = Classifier.from_pretrained(source, "cpu")
+    clf.config = replace(clf.config, imbalance=trial.imbalance)
+    prior = dict(zip(("protein", *cfg.minority), cfg.prevalence))
+    clf.metadata.update(deploy_prior=normalise_prior(prior, clf.classes).tolist(), derived_from=str(source.relative_to(out)))
+    clf.save_pretrained(run)
+    record = {**json.loads((source / "done.json").read_text()), **asdict(trial), "group": trial.group, "seconds": 0.0,
+              "derived_from": str(source.relative_to(out))}
+    write_json(done, record)
+    return record
+
+
 def run_trial(trial: Trial, cfg: StudyConfig, out: Path, device: str = "cpu", progress: bool = False) -> dict:
     """Train one grid trial (resuming a half-finished one); return its done record."""
     from svpgen.classify.train import train_classifier
@@ -99,8 +137,10 @@ def _expected_images(trial: Trial) -> int:
 
 def run_local(trials: list[Trial], cfg: StudyConfig, out: Path, device: str = "cpu", workers: int = 1) -> list[dict]:
     """Run the trials on this machine, ``workers`` at a time, largest training sets first
-    (finished ones are read back); records come back in ``trials`` order."""
-    order = sorted(range(len(trials)), key=lambda i: -_expected_images(trials[i]))
+    (finished ones are read back), then derive the logit-adjusted ones; records come back
+    in ``trials`` order."""
+    trained, derived = _split(trials)
+    order = sorted(trained, key=lambda i: -_expected_images(trials[i]))
     bar = tqdm(total=len(trials), unit="trial", desc="grid")
 
     def done(name: str, record: dict) -> None:
@@ -108,12 +148,16 @@ def run_local(trials: list[Trial], cfg: StudyConfig, out: Path, device: str = "c
         bar.update(1)
 
     results = run_jobs(run_trial, [(str(i), (trials[i], cfg, out, device)) for i in order], workers, on_done=done)
+    for i in derived:
+        results[str(i)] = derive_logit_adjusted(trials[i], cfg, out)
+        done(str(i), results[str(i)])
     bar.close()
     return [results[str(i)] for i in range(len(trials))]
 
 
 def run_ray(trials: list[Trial], cfg: StudyConfig, out: Path, workers: int = 2) -> list[dict]:
-    """The same trials as Ray Tune grid-search samples, one CPU each."""
+    """The same trials as Ray Tune grid-search samples, one CPU each (the logit-adjusted
+    ones derived here afterwards)."""
     try:
         import ray
         from ray import tune
@@ -136,9 +180,10 @@ def run_ray(trials: list[Trial], cfg: StudyConfig, out: Path, workers: int = 2) 
         record = run_trial(Trial(**config["trial"]), _S.from_dict(config["study"]), Path(config["out"]))
         return {"score": record["score"], "seconds": record["seconds"]}
 
+    trained, derived = _split(trials)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
-        param_space={"trial": tune.grid_search([asdict(t) for t in trials]), "study": cfg_dict, "out": str(out)},
+        param_space={"trial": tune.grid_search([asdict(trials[i]) for i in trained]), "study": cfg_dict, "out": str(out)},
         tune_config=tune.TuneConfig(max_concurrent_trials=workers),
         run_config=tune.RunConfig(storage_path=str(out / "ray"), name="grid", verbose=0),
     )
@@ -146,6 +191,8 @@ def run_ray(trials: list[Trial], cfg: StudyConfig, out: Path, workers: int = 2) 
     errors = [r.error for r in results if r.error]
     if errors:
         raise SvpgenError(f"{len(errors)} Ray trial(s) failed; first: {str(errors[0]).splitlines()[0][:200]}")
+    for i in derived:
+        derive_logit_adjusted(trials[i], cfg, out)
     return [json.loads((t.run_dir(out / "runs") / "done.json").read_text()) for t in trials]
 
 
