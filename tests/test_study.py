@@ -153,3 +153,18 @@ def test_grid_on_ray_local_cluster_matches_local_runner(tmp_path):
         adj, plain = Classifier.from_pretrained(t.run_dir(out / "runs"), "cpu"), Classifier.from_pretrained(twin(t).run_dir(out / "runs"), "cpu")
         assert adj.config.imbalance == "logit-adjust" and plain.logit_offset is None and adj.logit_offset[0] > 0  # protein favoured at 1000:1
         np.testing.assert_allclose(adj.predict_logits(images), plain.predict_logits(images) + adj.logit_offset, rtol=1e-6, atol=1e-6)
+    # its evaluation from the twin's predictions equals running the network again
+    from svpgen.errors import SvpgenError
+    from svpgen.evaluate.evaluation import evaluate_model
+
+    t, tune = adjusted[0], out / "data" / "tune"
+    evaluate_model(twin(t).run_dir(out / "runs"), tune, tmp_path / "plain", figures=False, progress=False)
+    twin_csv = tmp_path / "plain" / "predictions.csv"
+    full = evaluate_model(t.run_dir(out / "runs"), tune, tmp_path / "full", figures=False, progress=False)
+    reused = evaluate_model(t.run_dir(out / "runs"), tune, tmp_path / "reused", figures=False, progress=False, twin_predictions=twin_csv)
+    p_cols = [c for c in pd.read_csv(twin_csv).columns if c.startswith("p_")]
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "reused" / "predictions.csv")[p_cols], pd.read_csv(tmp_path / "full" / "predictions.csv")[p_cols],
+                               rtol=1e-6, atol=1e-9)
+    assert reused["as_sampled"]["macro_auprc"] == pytest.approx(full["as_sampled"]["macro_auprc"], abs=1e-9)
+    with pytest.raises(SvpgenError, match="not a logit-adjusted model"):
+        evaluate_model(twin(t).run_dir(out / "runs"), tune, tmp_path / "wrong", figures=False, progress=False, twin_predictions=twin_csv)

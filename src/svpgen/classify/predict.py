@@ -18,16 +18,19 @@ from svpgen.errors import SvpgenError
 SIZE_COLUMNS = ("esd_um", "pixel_um", "native_h", "native_w", "esd_diameter", "abd_diameter", "ecd", "area", "edge_particle")
 
 
-def predictions_table(clf: Classifier, images: np.ndarray, table: pd.DataFrame, batch_size: int = 512, progress: bool = False) -> pd.DataFrame:
+def predictions_table(clf: Classifier, images: np.ndarray, table: pd.DataFrame, batch_size: int = 512, progress: bool = False,
+                      proba: np.ndarray | None = None) -> pd.DataFrame:
     """id, origin, predicted, confidence, p_<class>…, the size columns present, and the
-    label (and instrument class) when the input carries them."""
-    proba = np.empty((len(images), len(clf.classes)))
-    bar = tqdm(total=len(images), unit="img", desc="classify", disable=not progress)
-    chunk = batch_size * 16
-    for start in range(0, len(images), chunk):
-        proba[start : start + chunk] = clf.predict_proba(np.asarray(images[start : start + chunk]), batch_size)
-        bar.update(min(chunk, len(images) - start))
-    bar.close()
+    label (and instrument class) when the input carries them. ``proba``: the class
+    probabilities when they are already known (the images are then not classified)."""
+    if proba is None:
+        proba = np.empty((len(images), len(clf.classes)))
+        bar = tqdm(total=len(images), unit="img", desc="classify", disable=not progress)
+        chunk = batch_size * 16
+        for start in range(0, len(images), chunk):
+            proba[start : start + chunk] = clf.predict_proba(np.asarray(images[start : start + chunk]), batch_size)
+            bar.update(min(chunk, len(images) - start))
+        bar.close()
     out = pd.DataFrame({"id": table["id"].to_numpy(), "origin": table["origin"].to_numpy()})
     out["predicted"] = np.asarray(clf.classes, dtype=object)[proba.argmax(1)]
     out["confidence"] = proba.max(1)

@@ -46,11 +46,31 @@ def metrics_markdown(m: dict, title: str) -> str:
     return "\n".join(lines)
 
 
+def _logit_adjusted(clf: Classifier, twin_predictions: Path, table: pd.DataFrame) -> np.ndarray:
+    """The probabilities of a logit-adjusted model from its plain twin's predictions on the
+    same particles: softmax(log p + offset) (softmax ignores the per-row constant that
+    log p lacks against the logits)."""
+    from scipy.special import softmax
+
+    if clf.logit_offset is None:
+        raise SvpgenError(f"{clf.path}: not a logit-adjusted model; its twin's predictions {twin_predictions} do not apply")
+    twin = pd.read_csv(twin_predictions)
+    if len(twin) != len(table) or not (twin["id"].astype(str).to_numpy() == table["id"].astype(str).to_numpy()).all():
+        raise SvpgenError(f"{twin_predictions}: its particles are not the ones this evaluation covers")
+    with np.errstate(divide="ignore"):
+        logp = np.log(twin[[f"p_{c}" for c in clf.classes]].to_numpy(np.float64))
+    return softmax(logp + clf.logit_offset, axis=1)
+
+
 def evaluate_model(model_dir: str | Path, store_path: str | Path, out: str | Path, prevalence: str | None = None, figures: bool = True,
-                   progress: bool = True, truth_column: str = "label", int8: bool = False) -> dict:
+                   progress: bool = True, truth_column: str = "label", int8: bool = False,
+                   twin_predictions: str | Path | None = None) -> dict:
     """Evaluate on every particle whose ``truth_column`` is one of the model's classes
     (``true_label`` holds the simulator's ground truth before label noise). ``int8``
-    evaluates with int8 inference (calibrated on the evaluation images, no labels)."""
+    evaluates with int8 inference (calibrated on the evaluation images, no labels).
+    ``twin_predictions``: for a logit-adjusted model, the ``predictions.csv`` of the same
+    weights without the adjustment on the same store (and inference); its probabilities
+    are adjusted instead of running the network again."""
     from svpgen import plots
 
     out = Path(out)
@@ -63,9 +83,12 @@ def evaluate_model(model_dir: str | Path, store_path: str | Path, out: str | Pat
         raise SvpgenError(f"{store_path}: no particles labelled with the model's classes {clf.classes}")
     table = store.table.iloc[keep].reset_index(drop=True)
     images = store.images[keep] if len(keep) < len(store) else store.images
-    if int8:
+    proba = None
+    if twin_predictions is not None:
+        proba = _logit_adjusted(clf, Path(twin_predictions), table)
+    elif int8:
         clf.quantize(images)
-    pred = predictions_table(clf, images, table, progress=progress)
+    pred = predictions_table(clf, images, table, progress=progress, proba=proba)
     pred["truth"] = table[truth_column].to_numpy()
     proba = pred[[f"p_{c}" for c in clf.classes]].to_numpy()
     y = np.array([clf.classes.index(c) for c in table[truth_column]])

@@ -191,31 +191,42 @@ def _stage_grid(cfg: StudyConfig, out: Path, device: str, backend: str, workers:
     return {"trials": len(records), "best": {g: [r["score"] for r in rs] for g, rs in best.items()}}
 
 
-def _evaluate_job(cfg: StudyConfig, out: Path, rec: dict, target: Path, truth: str) -> str:
-    from svpgen.evaluate.evaluation import evaluate_model
+def _trial(rec: dict):
     from svpgen.study.grid import Trial
 
-    trial = Trial(**{k: rec[k] for k in Trial.__dataclass_fields__ if k in rec})
+    return Trial(**{k: rec[k] for k in Trial.__dataclass_fields__ if k in rec})
+
+
+def _evaluate_job(cfg: StudyConfig, out: Path, rec: dict, target: Path, truth: str, twin_predictions: Path | None = None) -> str:
+    from svpgen.evaluate.evaluation import evaluate_model
+
+    trial = _trial(rec)
     prevalence = ":".join(f"{p:g}" for p in cfg.prevalence)
     evaluate_model(trial.run_dir(out / "runs"), out / "data" / "eval", target, prevalence, figures=trial.seed == 0,
-                   truth_column=truth, progress=False, int8=cfg.eval_int8)
+                   truth_column=truth, progress=False, int8=cfg.eval_int8, twin_predictions=twin_predictions)
     return str(target)
 
 
 def _stage_evaluate(cfg: StudyConfig, out: Path, log: StudyLog) -> dict:
-    from svpgen.study.grid import Trial
-
     best = json.loads((out / "grid_results.json").read_text())["best"]
     truth = "true_label" if "true_label" in ParticleStore(out / "data" / "eval").table.columns else "label"
+    target = {(group, rec.get("seed", 0)): out / "eval" / group.replace("+", "_") / f"seed{rec.get('seed', 0)}"
+              for group, recs in best.items() for rec in recs}
+    # where each evaluated model's predictions land: a model derived from its twin (logit
+    # adjustment) reuses the twin's predictions instead of running the network again
+    predictions = {str(_trial(rec).run_dir(Path("runs"))): target[group, rec.get("seed", 0)] / "predictions.csv"
+                   for group, recs in best.items() for rec in recs}
     info: dict[str, list[str]] = {}
-    for group, recs in sorted(best.items()):
+    for group, recs in sorted(best.items(), key=lambda item: any("derived_from" in r for r in item[1])):  # twins first
         for rec in recs:
-            target = out / "eval" / group.replace("+", "_") / f"seed{rec.get('seed', 0)}"
-            info.setdefault(group, []).append(str(target))
-            if not (target / "metrics.json").exists():
-                log(f"  evaluate {group} ({Trial(**{k: rec[k] for k in Trial.__dataclass_fields__ if k in rec}).name})")
-                _evaluate_job(cfg, out, rec, target, truth)
-    return {"evaluated": info}
+            where = target[group, rec.get("seed", 0)]
+            info.setdefault(group, []).append(str(where))
+            if not (where / "metrics.json").exists():
+                twin = predictions.get(rec.get("derived_from", ""))
+                twin = twin if twin is not None and twin.exists() else None
+                log(f"  evaluate {group} ({_trial(rec).name})" + (" from its twin's predictions" if twin else ""))
+                _evaluate_job(cfg, out, rec, where, truth, twin)
+    return {"evaluated": dict(sorted(info.items()))}
 
 
 def run_study(
