@@ -80,8 +80,8 @@ def twin(trial: Trial) -> Trial | None:
 def _split(trials: list[Trial]) -> tuple[list[int], list[int]]:
     """(indices of the trials to train, indices of those derived from a twin in ``trials``)."""
     present = set(trials)
-    derived = [i for i, t in enumerate(trials) if twin(t) in present]
-    return [i for i in range(len(trials)) if i not in set(derived)], derived
+    derived = {i for i, t in enumerate(trials) if twin(t) in present}
+    return [i for i in range(len(trials)) if i not in derived], sorted(derived)
 
 
 def derive_logit_adjusted(trial: Trial, cfg: StudyConfig, out: Path) -> dict:
