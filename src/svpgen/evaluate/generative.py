@@ -68,18 +68,26 @@ def _kth_nn_radius(x: torch.Tensor, k: int) -> torch.Tensor:
     return d.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0
 
 
+def _inside(d: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """Per query row of the query × reference distances ``d``: within some reference point's radius."""
+    return (d <= radius[None, :]).any(dim=1)
+
+
 def inside_manifold(reference: np.ndarray, query: np.ndarray, k: int = 3) -> np.ndarray:
     """Whether each query row lies inside the reference rows' k-NN manifold (within some
     reference point's distance to its k-th nearest reference neighbour)."""
     ref, q = torch.from_numpy(reference).double(), torch.from_numpy(query).double()
-    return (torch.cdist(q, ref) <= _kth_nn_radius(ref, k)[None, :]).any(dim=1).numpy()
+    return _inside(torch.cdist(q, ref), _kth_nn_radius(ref, k)).numpy()
 
 
 def precision_recall(real: np.ndarray, gen: np.ndarray, k: int = 3) -> dict:
     """Kynkäänniemi et al. 2019: precision = share of generated samples inside the real
     k-NN manifold; recall = share of real samples inside the generated manifold.
     (Hand-written: torchmetrics has no generative precision/recall.)"""
-    precision, recall = inside_manifold(real, gen, k).mean(), inside_manifold(gen, real, k).mean()
+    r, g = torch.from_numpy(real).double(), torch.from_numpy(gen).double()
+    d = torch.cdist(g, r)  # generated × real, for both directions
+    precision = _inside(d, _kth_nn_radius(r, k)).double().mean()
+    recall = _inside(d.T, _kth_nn_radius(g, k)).double().mean()
     return {"precision": float(precision), "recall": float(recall), "k": k, "n_real": len(real), "n_generated": len(gen)}
 
 

@@ -72,6 +72,11 @@ def study_trials(cfg: StudyConfig) -> list[Trial]:
     return trials
 
 
+def deployment_prior(cfg: StudyConfig) -> dict[str, float]:
+    """The study's deployment prevalence by class (protein first, then the minority classes)."""
+    return dict(zip(("protein", *cfg.minority), cfg.prevalence))
+
+
 def twin(trial: Trial) -> Trial | None:
     """The ``none`` trial a ``logit-adjust`` trial's training equals; None for other strategies."""
     return replace(trial, imbalance="none") if trial.imbalance == "logit-adjust" else None
@@ -95,13 +100,13 @@ def derive_logit_adjusted(trial: Trial, cfg: StudyConfig, out: Path) -> dict:
     if done.exists():
         return json.loads(done.read_text())
     source = twin(trial).run_dir(out / "runs")
+    derived_from = str(source.relative_to(out))
     clf = Classifier.from_pretrained(source, "cpu")
     clf.config = replace(clf.config, imbalance=trial.imbalance)
-    prior = dict(zip(("protein", *cfg.minority), cfg.prevalence))
-    clf.metadata.update(deploy_prior=normalise_prior(prior, clf.classes).tolist(), derived_from=str(source.relative_to(out)))
+    clf.metadata.update(deploy_prior=normalise_prior(deployment_prior(cfg), clf.classes).tolist(), derived_from=derived_from)
     clf.save_pretrained(run)
     record = {**json.loads((source / "done.json").read_text()), **asdict(trial), "group": trial.group, "seconds": 0.0,
-              "derived_from": str(source.relative_to(out))}
+              "derived_from": derived_from}
     write_json(done, record)
     return record
 
@@ -122,8 +127,8 @@ def run_trial(trial: Trial, cfg: StudyConfig, out: Path, device: str = "cpu", pr
     )
     train = assemble(trial.dataset, cfg, out / "data", out / "generated")
     tune = ParticleStore(out / "data" / "tune").select()
-    prior = dict(zip(("protein", *cfg.minority), cfg.prevalence))
-    result = train_classifier(train, tune, run, ccfg, resume=(run / "training_state.pt").exists(), progress=progress, device=device, deploy_prior=prior)
+    result = train_classifier(train, tune, run, ccfg, resume=(run / "training_state.pt").exists(), progress=progress, device=device,
+                              deploy_prior=deployment_prior(cfg))
     record = {**asdict(trial), "group": trial.group, "score": result.best_score, "best_epoch": result.best_epoch,
               "epochs_run": result.epochs_run, "seconds": result.seconds, "train_images": len(train)}
     write_json(done, record)
