@@ -62,6 +62,9 @@ def test_smoke_study_killed_mid_grid_resumes(tmp_path):
         assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
     grid = json.loads((out / "grid_results.json").read_text())
     assert len(grid["trials"]) == total
+    # finished trials keep model + history, not their resumable training state
+    assert not list((out / "runs").glob("*/*/*/training_state.pt"))
+    assert len(list((out / "runs").glob("*/*/*/model.safetensors"))) == total
     table = pd.read_csv(out / "report" / "table2.csv")
     assert set(table["dataset"]) == {"Real-0", "Mixed-2"} and len(table) == 3
     assert table["macro AUPRC"].between(0, 1).all()

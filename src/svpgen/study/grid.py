@@ -118,8 +118,9 @@ def run_trial(trial: Trial, cfg: StudyConfig, out: Path, device: str = "cpu", pr
     from svpgen.study.datasets import assemble
 
     run = trial.run_dir(out / "runs")
-    done = run / "done.json"
+    done, state = run / "done.json", run / "training_state.pt"
     if done.exists():
+        state.unlink(missing_ok=True)  # a run killed between the two lines below
         return json.loads(done.read_text())
     ccfg: ClassifierConfig = replace(
         ClassifierConfig.from_preset(cfg.classifier_preset), arch=trial.arch, imbalance=trial.imbalance, optimizer=trial.optimizer,
@@ -127,11 +128,14 @@ def run_trial(trial: Trial, cfg: StudyConfig, out: Path, device: str = "cpu", pr
     )
     train = assemble(trial.dataset, cfg, out / "data", out / "generated")
     tune = ParticleStore(out / "data" / "tune").select()
-    result = train_classifier(train, tune, run, ccfg, resume=(run / "training_state.pt").exists(), progress=progress, device=device,
+    result = train_classifier(train, tune, run, ccfg, resume=state.exists(), progress=progress, device=device,
                               deploy_prior=deployment_prior(cfg))
     record = {**asdict(trial), "group": trial.group, "score": result.best_score, "best_epoch": result.best_epoch,
               "epochs_run": result.epochs_run, "seconds": result.seconds, "train_images": len(train)}
     write_json(done, record)
+    # a done trial is never resumed: drop its resumable state (weights + optimizer moments,
+    # ≈ 3× the model; 126 of them on the paper grid), keeping the model and its history
+    state.unlink(missing_ok=True)
     return record
 
 
