@@ -103,8 +103,8 @@ def sample_conditional(net: UNet, label: int, n: int, seed: int = 3) -> np.ndarr
 def judge(held: np.ndarray, mode_images: np.ndarray, mode_types: np.ndarray, gen: np.ndarray, n: int) -> dict:
     pix = PixelFeatures()
     real_f = pix(held[:n])
-    auc = realism_lenses(held, None, gen, n)["two_sample_auc"]
-    modes = generative.mode_coverage(mode_images, mode_types, gen)
+    auc = realism_lenses(held, None, gen, n, n_jobs=-1)["two_sample_auc"]
+    modes = generative.mode_coverage(mode_images, mode_types, gen, n_jobs=-1)
     return {"FID_pixels/floor": generative.fid(real_f, pix(gen)) / generative.fid(real_f, pix(held[n:])),
             "AUC_logreg": auc["logreg"], "AUC_gbm": auc["gbm"],
             "background_texture_gen/real": background_texture(gen) / background_texture(held[:n]),

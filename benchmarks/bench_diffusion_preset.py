@@ -123,8 +123,8 @@ def main() -> None:
                 start = time.perf_counter()
                 gen = g.sample(args.n, sampler, int(steps), seed=3)
                 gen_s = time.perf_counter() - start
-                auc = realism_lenses(held, None, gen, args.n)["two_sample_auc"]
-                modes = generative.mode_coverage(mode_images, mode_types, gen)
+                auc = realism_lenses(held, None, gen, args.n, n_jobs=-1)["two_sample_auc"]
+                modes = generative.mode_coverage(mode_images, mode_types, gen, n_jobs=-1)
                 rows.append({"class": args.label, "variant": name, "sampler": spec, "train_s": train_s, "pretrain_s": prior_s, "gen_s_per_1000": 1000 * gen_s / args.n,
                              "FID_pixels/floor": generative.fid(real_f, pix(gen)) / floor, "AUC_logreg": auc["logreg"], "AUC_gbm": auc["gbm"],
                              "max_mode_gap": modes["max_abs_diff"], "background_texture_gen/real": background_texture(gen) / real_texture,

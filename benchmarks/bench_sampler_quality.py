@@ -65,7 +65,7 @@ def main() -> None:
             gen_f = encoder(imgs)
             q = generative.fid_kid(real_f, gen_f, bootstrap=50)
             pr = generative.precision_recall(real_f, gen_f)
-            lenses = realism_lenses(real, subtypes, imgs, n, seeds=range(3))
+            lenses = realism_lenses(real, subtypes, imgs, n, seeds=range(3), n_jobs=-1)
             modes = lenses.get("modes")
             rows.append({
                 "class": g.label, "sampler": spec, "n": n, "seconds": sec, "FID": q["fid"], "FID_lo95": q["fid_ci95"][0],

@@ -38,11 +38,11 @@ def main() -> None:
     rows, results = [], []
     for label in LABELS:
         real = tiles[f"real_{label}"]
-        res = realism(label, real, seeds=seeds)
+        res = realism(label, real, seeds=seeds, n_jobs=-1)
         results.append(res)
         s = res.summary()
-        paper = [two_sample_auc(real, tiles[f"generated_{label}"], seed) for seed in seeds]
-        paper_any = [two_sample_auc(real, tiles[f"generated_{label}"], seed, orientation="random") for seed in seeds]
+        paper = [two_sample_auc(real, tiles[f"generated_{label}"], seed, n_jobs=-1) for seed in seeds]
+        paper_any = [two_sample_auc(real, tiles[f"generated_{label}"], seed, orientation="random", n_jobs=-1) for seed in seeds]
         for name, aucs, any_o in (("simulator (svpgen)", res.auc, res.auc_any_orientation),
                                   ("paper's generated images", {k: [p[k] for p in paper] for k in paper[0]}, {k: [p[k] for p in paper_any] for k in paper_any[0]})):
             lr, gb = _mean_std(aucs["logreg"]), _mean_std(aucs["gbm"])
@@ -50,7 +50,7 @@ def main() -> None:
                          "any orientation logreg": float(np.mean(any_o["logreg"])), "any orientation gbm": float(np.mean(any_o["gbm"]))})
         rows[-2] |= {"real median diameter px": s["real_median_diameter_px"], "sim median diameter px": s["sim_median_diameter_px"],
                      "max |median profile diff|": s["profile_max_abs_diff"]}
-    between = [two_sample_auc(tiles["real_air_bubble"], tiles["real_silicone_oil"], seed) for seed in seeds]
+    between = [two_sample_auc(tiles["real_air_bubble"], tiles["real_silicone_oil"], seed, n_jobs=-1) for seed in seeds]
     lr, gb = _mean_std([b["logreg"] for b in between]), _mean_std([b["gbm"] for b in between])
     rows.append({"class": "real bubbles", "vs real": "real droplets", "AUC logreg": lr[0], "±": lr[1], "AUC gbm": gb[0], "± ": gb[1]})
     if args.figure:

@@ -163,6 +163,8 @@ def test_precision_by_mode_sees_what_shares_miss():
     assert clean["precision_by_mode"]["small"] > 0.6
     assert bad["precision_by_mode"]["small"] < clean["precision_by_mode"]["small"] - 0.5
     assert "precision_by_mode" not in generative.mode_coverage(real[:half], subtypes[:half], real[half:])
+    # the fits in two processes (as the audit runs them) give the same numbers
+    assert generative.mode_coverage(real[:half], subtypes[:half], blotchy, embedded=(pixels(real[:half]), pixels(blotchy)), n_jobs=2) == bad
 
 
 def test_cli_options_switch_objective_and_sampler_together(sim_store, tmp_path):

@@ -45,14 +45,36 @@ def random_orientation(images: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
-def two_sample_auc(real: np.ndarray, other: np.ndarray, seed: int = 0, folds: int = 5, orientation: str = "as_is") -> dict[str, float]:
+def _fit_and_score(model, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray | None, scoring: str | None):
+    from sklearn.base import clone
+    from sklearn.metrics import check_scoring
+
+    fitted = clone(model).fit(x[train], y[train])
+    return fitted if test is None else check_scoring(fitted, scoring)(fitted, x[test], y[test])
+
+
+def fit_folds(jobs: list[tuple], x: np.ndarray, y: np.ndarray, scoring: str | None = None, n_jobs: int | None = None) -> list:
+    """For each ``(model, train rows, test rows)``: a clone of the model fitted on the train
+    rows, scored on the test rows (``scoring`` as in scikit-learn; test rows None: the fitted
+    clone itself). ``n_jobs`` processes at a time (joblib; None: one after another, here),
+    with the same numbers either way. Unlike ``cross_val_score(n_jobs=)``, every fold of
+    every model (and a final fit on all rows) goes to one pool: 10 fits keep 2 cores busy
+    for 5 rounds, where two 5-fold calls would take 6."""
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=n_jobs)(delayed(_fit_and_score)(model, x, y, train, test, scoring) for model, train, test in jobs)
+
+
+def two_sample_auc(real: np.ndarray, other: np.ndarray, seed: int = 0, folds: int = 5, orientation: str = "as_is",
+                   n_jobs: int | None = None) -> dict[str, float]:
     """Cross-validated ROC AUC of telling ``other`` from ``real`` (equal numbers drawn),
     per classifier: logistic regression and gradient boosting. ``orientation="random"``
     first gives both sets random orientations, so a curated set's orientation habits
-    (e.g. which side large bubbles are cut at) do not count as a difference."""
+    (e.g. which side large bubbles are cut at) do not count as a difference. ``n_jobs``:
+    the fits' processes (:func:`fit_folds`)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -63,9 +85,10 @@ def two_sample_auc(real: np.ndarray, other: np.ndarray, seed: int = 0, folds: in
         a, b = random_orientation(a, seed), random_orientation(b, seed + 1)
     x = np.vstack([features(a), features(b)])
     y = np.r_[np.zeros(n), np.ones(n)]
-    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
     models = {
         "logreg": make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)),
         "gbm": HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_depth=3, random_state=seed),
     }
-    return {name: float(cross_val_score(model, x, y, cv=cv, scoring="roc_auc").mean()) for name, model in models.items()}
+    scores = fit_folds([(model, train, test) for model in models.values() for train, test in splits], x, y, "roc_auc", n_jobs)
+    return {name: float(np.mean(scores[i * folds : (i + 1) * folds])) for i, name in enumerate(models)}

@@ -56,17 +56,18 @@ def held_out_real(generator, real_store: str | Path) -> tuple[np.ndarray, np.nda
 
 
 def realism_lenses(real: np.ndarray, real_subtypes: np.ndarray | None, gen: np.ndarray, m: int, seeds=range(3),
-                   embedded: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+                   embedded: tuple[np.ndarray, np.ndarray] | None = None, n_jobs: int | None = None) -> dict:
     """What FID alone misses: the classifier two-sample test (generated vs the first ``m``
     real images, AUC) and mode coverage (sub-type shares, when the real images record them;
     with ``embedded`` — feature rows of ``real`` and ``gen`` — also how many of each
     sub-type's generated images look like its real ones). (The third lens, the
-    real-vs-real FID floor, is computed per feature space.)"""
+    real-vs-real FID floor, is computed per feature space.) ``n_jobs``: processes for the
+    lenses' classifier fits (-1: one per core; the numbers do not change)."""
     out: dict = {"n": m}
-    aucs = [two_sample_auc(real[:m], gen[:m], seed) for seed in seeds]
+    aucs = [two_sample_auc(real[:m], gen[:m], seed, n_jobs=n_jobs) for seed in seeds]
     out["two_sample_auc"] = {k: float(np.mean([a[k] for a in aucs])) for k in aucs[0]}
     if real_subtypes is not None and len(set(generative.subtype_groups(real_subtypes))) > 1:
-        out["modes"] = generative.mode_coverage(real, real_subtypes, gen, embedded=embedded)
+        out["modes"] = generative.mode_coverage(real, real_subtypes, gen, embedded=embedded, n_jobs=n_jobs)
     return out
 
 
@@ -120,9 +121,11 @@ def _audit_markdown(results: dict, origin: str) -> str:
 
 
 def run_audit(generator, real_store: str | Path, out: str | Path, extractor, n: int = 200, sampler: str | None = None,
-              steps: int | None = None, seed: int = 0, generated_store: str | Path | None = None, bootstrap: int = 30) -> dict:
+              steps: int | None = None, seed: int = 0, generated_store: str | Path | None = None, bootstrap: int = 30,
+              n_jobs: int | None = -1) -> dict:
     """FID/KID (+95% bootstrap CI), precision/recall, memorization and morphology of a
-    generator's samples against held-out real images of its class; writes audit.{json,md} + PNGs."""
+    generator's samples against held-out real images of its class; writes audit.{json,md} + PNGs.
+    ``n_jobs``: processes for the realism lenses' classifier fits (default: one per core)."""
     from svpgen.plots import histograms, sample_grid
 
     out = Path(out)
@@ -143,7 +146,7 @@ def run_audit(generator, real_store: str | Path, out: str | Path, extractor, n: 
                      "sample_seconds": sample_seconds, "features": {}}
     # each feature space's rows of all held-out real images and of the generated ones, computed once
     encoded = {ext.name: (ext(all_real), ext(gen)) for ext in (extractor, PixelFeatures())}
-    results["lenses"] = realism_lenses(all_real, real_subtypes, gen, m, embedded=encoded[extractor.name])
+    results["lenses"] = realism_lenses(all_real, real_subtypes, gen, m, embedded=encoded[extractor.name], n_jobs=n_jobs)
     gen_features = {}
     for name, (real_rows, gen_features[name]) in encoded.items():
         rf = real_rows[:m]

@@ -170,7 +170,7 @@ def subtype_groups(subtypes: np.ndarray) -> np.ndarray:
 
 
 def mode_coverage(real_images: np.ndarray, real_subtypes: np.ndarray, gen_images: np.ndarray, seed: int = 0,
-                  embedded: tuple[np.ndarray, np.ndarray] | None = None, k: int = 3) -> dict:
+                  embedded: tuple[np.ndarray, np.ndarray] | None = None, k: int = 3, n_jobs: int | None = None) -> dict:
     """Share of each sub-type among real and generated images, the generated ones assigned
     by a classifier trained on the real images (logistic regression on pooled pixels + radial
     profile); its cross-validated accuracy on real images says how far to trust it.
@@ -180,21 +180,26 @@ def mode_coverage(real_images: np.ndarray, real_subtypes: np.ndarray, gen_images
     generated images, e.g. the particle encoder's), ``precision_by_mode`` adds, per
     sub-type, the share of the generated images assigned to it that lie inside the k-NN
     manifold of the real images *of that sub-type* (None where fewer than k + 1 real or no
-    generated images have it)."""
+    generated images have it). ``n_jobs``: the classifier fits' processes (the cross-validation
+    folds and the final fit run side by side)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_score
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from svpgen.stats import features
+    from svpgen.stats import features, fit_folds
 
     groups = subtype_groups(real_subtypes)
     names = sorted(set(groups))
     x = features(real_images)
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=3000))
     folds = int(min(5, np.bincount(np.unique(groups, return_inverse=True)[1]).min()))
-    accuracy = float(cross_val_score(model, x, groups, cv=folds).mean()) if folds >= 2 else float("nan")
-    predicted = model.fit(x, groups).predict(features(gen_images))
+    # the unshuffled stratified folds that cross_val_score(cv=folds) uses, and the final fit
+    splits = list(StratifiedKFold(folds).split(x, groups)) if folds >= 2 else []
+    *scores, fitted = fit_folds([*((model, train, test) for train, test in splits), (model, np.arange(len(x)), None)],
+                                x, groups, n_jobs=n_jobs)
+    accuracy = float(np.mean(scores)) if scores else float("nan")
+    predicted = fitted.predict(features(gen_images))
     real_share = {n: float(np.mean(groups == n)) for n in names}
     gen_share = {n: float(np.mean(predicted == n)) for n in names}
     out = {"modes": names, "real": real_share, "generated": gen_share, "classifier_cv_accuracy": accuracy,

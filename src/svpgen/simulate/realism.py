@@ -82,10 +82,11 @@ def simulated_crops(label: str, n: int, seed: int) -> np.ndarray:
     return simulate({label: n}, seed=seed, config=SimConfig(workers=1, label_noise=0.0)).particles.images
 
 
-def realism(label: str, real: np.ndarray, simulate_fn=None, seeds=range(5), n_sim: int | None = None) -> RealismResult:
+def realism(label: str, real: np.ndarray, simulate_fn=None, seeds=range(5), n_sim: int | None = None,
+            n_jobs: int | None = None) -> RealismResult:
     """Compare ``real`` tiles of one class with simulated ones: ``simulate_fn(n, seed)``
     (default: the simulator) returns uint8 crops; they get the figure round trip before
-    any comparison."""
+    any comparison. ``n_jobs``: processes for the two-sample tests' fits."""
     simulate_fn = simulate_fn or (lambda n, seed: simulated_crops(label, n, 1000 + seed))
     n_sim = n_sim or len(real)
     auc: dict[str, list[float]] = {}
@@ -94,9 +95,9 @@ def realism(label: str, real: np.ndarray, simulate_fn=None, seeds=range(5), n_si
     for seed in seeds:
         sim = figure_round_trip(simulate_fn(n_sim, seed))
         sims.append(sim)
-        for k, v in two_sample_auc(real, sim, seed).items():
+        for k, v in two_sample_auc(real, sim, seed, n_jobs=n_jobs).items():
             auc.setdefault(k, []).append(v)
-        for k, v in two_sample_auc(real, sim, seed, orientation="random").items():
+        for k, v in two_sample_auc(real, sim, seed, orientation="random", n_jobs=n_jobs).items():
             any_orientation.setdefault(k, []).append(v)
     pooled = np.concatenate(sims)
     quart = lambda imgs: np.percentile(radial_profiles(imgs), [25, 50, 75], axis=0)  # noqa: E731
