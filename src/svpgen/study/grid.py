@@ -120,7 +120,7 @@ def run_trial(trial: Trial, cfg: StudyConfig, out: Path, device: str = "cpu", pr
     run = trial.run_dir(out / "runs")
     done, state = run / "done.json", run / "training_state.pt"
     if done.exists():
-        state.unlink(missing_ok=True)  # a run killed between the two lines below
+        state.unlink(missing_ok=True)  # left by a run killed after writing done.json (below)
         return json.loads(done.read_text())
     ccfg: ClassifierConfig = replace(
         ClassifierConfig.from_preset(cfg.classifier_preset), arch=trial.arch, imbalance=trial.imbalance, optimizer=trial.optimizer,
