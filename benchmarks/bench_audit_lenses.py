@@ -1,6 +1,7 @@
 """Claim: the audit's realism lenses (three classifier two-sample tests + the sub-type
-classifier of mode coverage: 36 scikit-learn fits) run ≈ 1.5–2× faster with their fits in
-one process per core than one after another, and give the same numbers. A third row runs
+classifier of mode coverage: 36 scikit-learn fits) run faster with their fits in one
+single-threaded process per core than one after another (2.4–4.2× over six runs on 2
+cores), and give the same numbers. A third row runs
 them one after another with one BLAS/OpenMP thread, to separate the gain of the processes
 from that of avoiding two threads on small matrices.
 
