@@ -108,7 +108,7 @@ def test_config_refuses_a_sampler_of_another_objective():
 
 def test_quick_preset_is_edm_and_paper_preset_is_the_papers():
     quick, paper = DIFFUSION_PRESETS["quick"], DIFFUSION_PRESETS["paper"]
-    assert quick.schedule.objective == "edm" and quick.sampler.startswith("edm")
+    assert quick.schedule.objective == "edm" and quick.sampler.startswith("edm") and quick.network == "pca-mlp"
     assert (paper.schedule.objective, paper.loss, paper.schedule.timesteps, paper.sampler) == ("epsilon", "l1", 1000, "ddpm")
     assert paper.unet == UNetConfig()
 
@@ -175,7 +175,10 @@ def test_cli_options_switch_objective_and_sampler_together(sim_store, tmp_path):
 
     cfg = configure("paper", objective="edm", patch=2)
     assert (cfg.schedule.objective, cfg.sampler, cfg.unet.patch, cfg.loss) == ("edm", "edm-dpmpp", 2, "l1")
-    assert configure("quick", objective="epsilon", min_snr_gamma=5.0).sampler == "dpmpp"
+    assert configure("quick", network="unet", objective="epsilon", min_snr_gamma=5.0).sampler == "dpmpp"
+    # the quick preset's U-Net brings its own training settings, not the latent network's
+    unet = configure("quick", network="unet")
+    assert (unet.network, unet.epochs, unet.batch_size, unet.unet.patch) == ("unet", 36, 32, 2)
     result = CliRunner().invoke(main, ["train-diffusion", str(sim_store), str(tmp_path / "v"), "--label", "oil", "--preset", "smoke",
                                        "--objective", "v", "--min-snr-gamma", "5", "--epochs", "1", "--max-images", "8", "--device", "cpu"])
     assert result.exit_code == 0, result.output

@@ -1,5 +1,6 @@
 """A trained per-class diffusion model as one object, like a diffusers pipeline:
-``.unet`` (the ε-prediction network, EMA weights), ``.scheduler`` (its recommended
+``.unet`` (the denoising network, EMA weights: the U-Net, or the ``pca-mlp`` latent
+network of :mod:`svpgen.diffusion.latent`), ``.scheduler`` (its recommended
 sampler), ``.sample()``, and ``from_pretrained`` / ``save_pretrained`` for the artefact
 (``model.safetensors`` + ``config.json``)."""
 
@@ -20,6 +21,15 @@ from svpgen.errors import SvpgenError
 KIND = "svpgen-diffusion"
 
 
+def build_network(config: DiffusionConfig) -> torch.nn.Module:
+    """The untrained denoising network ``config`` asks for (a ``pca-mlp`` still needs ``fit``)."""
+    if config.network == "pca-mlp":
+        from svpgen.diffusion.latent import LatentDenoiser
+
+        return LatentDenoiser(config.latent, config.schedule)
+    return UNet(config.unet)
+
+
 class Generator:
     """A trained DDPM of one particle class.
 
@@ -28,7 +38,7 @@ class Generator:
     (epochs, images, the training store).
     """
 
-    def __init__(self, unet: UNet, config: DiffusionConfig, label: str, metadata: dict | None = None, device: str = "cpu"):
+    def __init__(self, unet: torch.nn.Module, config: DiffusionConfig, label: str, metadata: dict | None = None, device: str = "cpu"):
         self.unet = unet.to(device).eval()
         self.config, self.label, self.device = config, label, device
         self.metadata: dict = dict(metadata or {})
@@ -45,7 +55,7 @@ class Generator:
         path = Path(path)
         info, weights = read_artefact(path, KIND, "diffusion")
         config = DiffusionConfig.from_dict(info["diffusion"])
-        unet = UNet(config.unet)
+        unet = build_network(config)
         unet.load_state_dict(weights)
         metadata = {k: v for k, v in info.items() if k not in ("kind", "label", "diffusion")}
         generator = cls(unet, config, info["label"], metadata, resolve_device(device))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from svpgen.data.classes import UNKNOWN, canonical_label
 from svpgen.device import resolve_device
-from svpgen.diffusion.config import DiffusionConfig
+from svpgen.diffusion.config import QUICK_UNET, DiffusionConfig
 from svpgen.errors import SvpgenError
 from svpgen.options import with_overrides
 
@@ -15,13 +15,17 @@ RECOMMENDED_SAMPLER = {"epsilon": "dpmpp", "v": "dpmpp", "edm": "edm-dpmpp"}
 
 
 def configure(preset_name: str, timesteps: int | None = None, objective: str | None = None, patch: int | None = None,
-              **overrides) -> DiffusionConfig:
+              latent_components: int | None = None, **overrides) -> DiffusionConfig:
     """A preset with the options a user set (``None`` = keep the preset's). A new
-    ``objective`` without a ``sampler`` brings that objective's recommended sampler."""
+    ``objective`` without a ``sampler`` brings that objective's recommended sampler;
+    ``network="unet"`` with the quick preset brings the quick U-Net's settings (``QUICK_UNET``)."""
     cfg = DiffusionConfig.from_preset(preset_name)
+    if preset_name == "quick" and overrides.get("network") == "unet":
+        cfg = QUICK_UNET
     changes = {k: v for k, v in overrides.items() if v is not None}
     changes["schedule"] = with_overrides(cfg.schedule, timesteps=timesteps, objective=objective)
     changes["unet"] = with_overrides(cfg.unet, patch=patch)
+    changes["latent"] = with_overrides(cfg.latent, components=latent_components)
     if objective and objective != cfg.schedule.objective and "sampler" not in changes:
         changes["sampler"] = RECOMMENDED_SAMPLER[objective]
         changes.setdefault("sampler_steps", None)

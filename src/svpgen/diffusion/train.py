@@ -24,9 +24,9 @@ from tqdm import tqdm
 from svpgen.data.augment import dihedral
 from svpgen.data.store import ParticleStore
 from svpgen.diffusion.config import DiffusionConfig
-from svpgen.diffusion.generator import Generator
+from svpgen.diffusion.generator import Generator, build_network
+from svpgen.diffusion.latent import latent_training_batch
 from svpgen.diffusion.schedule import training_batch, training_scheduler
-from svpgen.diffusion.unet import UNet
 from svpgen.distributed import DistContext, setup, teardown
 from svpgen.errors import SvpgenError
 from svpgen.training import TrainingDiverged, autocast, check_finite, epoch_generator, resume_state, save_checkpoint
@@ -91,14 +91,17 @@ class _Run:
     extra: dict = field(default_factory=dict)  # recorded in the model's config.json
 
 
-def _build(cfg: DiffusionConfig, ctx: DistContext, state: dict | None, state_file: Path, init_from: Path | None = None) -> _Run:
+def _build(cfg: DiffusionConfig, ctx: DistContext, state: dict | None, state_file: Path, images: torch.Tensor,
+           init_from: Path | None = None) -> _Run:
     torch.manual_seed(cfg.seed)
-    model = UNet(cfg.unet)
+    model = build_network(cfg)
     if init_from is not None and state is None:  # fine-tune a pretrained model (e.g. one trained on protein images)
         prior = Generator.from_pretrained(init_from, "cpu")
-        if prior.config.unet != cfg.unet or prior.config.schedule != cfg.schedule:
-            raise SvpgenError(f"{init_from}: its U-Net or noise schedule differs from this training run's; fine-tune with the same settings")
+        if prior.config.architecture() != cfg.architecture():
+            raise SvpgenError(f"{init_from}: its network or noise schedule differs from this training run's; fine-tune with the same settings")
         model.load_state_dict(prior.unet.state_dict())
+    elif cfg.network == "pca-mlp" and state is None:  # the latent space of this class's training images
+        model.fit(images)
     model = model.to(ctx.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -106,7 +109,7 @@ def _build(cfg: DiffusionConfig, ctx: DistContext, state: dict | None, state_fil
                extra={"fine_tuned_from": str(init_from)} if init_from is not None else {})
     if state is not None:
         saved = DiffusionConfig.from_dict(state["config"])
-        if saved.unet != cfg.unet or saved.schedule != cfg.schedule:
+        if saved.architecture() != cfg.architecture():
             raise SvpgenError(f"{state_file}: saved model/schedule differ from the requested preset; resume with the same settings")
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
@@ -142,8 +145,11 @@ def _train_epoch(run: _Run, images: torch.Tensor, cfg: DiffusionConfig, epoch: i
         for group in run.opt.param_groups:  # from the step index alone, so a resumed run continues the schedule
             group["lr"] = learning_rate(cfg, (epoch - 1) * steps_per_epoch + b // cfg.batch_size, cfg.epochs * steps_per_epoch)
         x0 = dihedral(images[perm[b : b + cfg.batch_size]], g)
-        x_in, t, target, weight = training_batch(cfg.schedule, x0, g, ddpm, cfg.min_snr_gamma)
-        x_in = x_in.to(ctx.device, memory_format=memory_format)
+        if cfg.network == "pca-mlp":
+            x_in, t, target, weight = latent_training_batch(run.model, cfg.schedule, x0.to(ctx.device), g)
+        else:
+            x_in, t, target, weight = training_batch(cfg.schedule, x0, g, ddpm, cfg.min_snr_gamma)
+        x_in = x_in.to(ctx.device, memory_format=memory_format) if x_in.dim() == 4 else x_in
         with autocast(ctx.device):
             loss = diffusion_loss(run.net, x_in, t.to(ctx.device), target.to(ctx.device), cfg.loss, weight)
         value = ctx.all_mean(float(loss.detach()))
@@ -204,7 +210,7 @@ def train_diffusion(
     try:
         state = resume_state(out, resume)
         images = to_model_range(load_training_images(store_path, label, cfg.max_images, cfg.seed))
-        run = _build(cfg, ctx, state, out, Path(init_from) if init_from else None)
+        run = _build(cfg, ctx, state, out, images, Path(init_from) if init_from else None)
         out.mkdir(parents=True, exist_ok=True)
         steps_per_epoch = max(1, (len(images) // ctx.world + cfg.batch_size - 1) // cfg.batch_size)
         bar = tqdm(total=(cfg.epochs - run.start_epoch) * steps_per_epoch, unit="step", desc=f"diffusion {label}",
