@@ -13,7 +13,7 @@ from svpgen.cli import main
 from svpgen.diffusion.config import PRESETS as DIFFUSION_PRESETS
 from svpgen.diffusion.config import DiffusionConfig, LatentConfig, ScheduleConfig
 from svpgen.diffusion.latent import LatentDenoiser, latent_training_batch
-from svpgen.diffusion.schedule import edm_scalings, edm_time
+from svpgen.diffusion.schedule import edm_scalings, edm_sigma, edm_time
 from svpgen.errors import SvpgenError
 
 SCHEDULE = ScheduleConfig(objective="edm", p_mean=-0.4, p_std=1.6)
@@ -93,7 +93,7 @@ def test_latent_loss_has_the_image_space_loss_gradients():
     noisy, t, clean, w = latent_training_batch(model, SCHEDULE, images, torch.Generator().manual_seed(0))
     assert noisy.shape == clean.shape == (16, 4) and t.min() >= 0 and t.max() <= 1000
     torch.testing.assert_close(clean, z0)
-    drawn = model.sigma(t)  # the σ behind each row: its weight is the image-space loss's
+    drawn = edm_sigma(t, SCHEDULE)  # the σ behind each row: its weight is the image-space loss's
     torch.testing.assert_close(w, 4 / (edm_scalings(drawn, SCHEDULE.sigma_data)[1] ** 2 * 64 * 64), rtol=1e-4, atol=0)
     big, small = drawn.argmax(), drawn.argmin()
     assert (noisy - clean)[big].std() > (noisy - clean)[small].std()

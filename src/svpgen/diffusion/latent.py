@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from svpgen.diffusion.config import LatentConfig, ScheduleConfig
-from svpgen.diffusion.schedule import EDM_TIME_SCALE, edm_scalings, edm_time
+from svpgen.diffusion.schedule import edm_scalings, edm_sigma, edm_time
 from svpgen.errors import SvpgenError
 
 SIDE = 64
@@ -89,11 +89,6 @@ class LatentDenoiser(nn.Module):
         self.scale.copy_(z.std(0).clamp_min(1e-4))
         self.residual_psd.copy_((torch.fft.fft2(residual).abs() ** 2).mean(0).div(SIDE * SIDE))
 
-    def sigma(self, t: torch.Tensor) -> torch.Tensor:
-        """The network timestep back to σ (the inverse of ``schedule.edm_time``)."""
-        lo, hi = math.log(self.schedule.sigma_min), math.log(self.schedule.sigma_max)
-        return torch.exp(lo + t.float() / EDM_TIME_SCALE * (hi - lo))
-
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Latent coordinates (N×k) of images (N×1×64×64)."""
         return (x.reshape(len(x), -1) - self.mean) @ self.basis.T
@@ -127,8 +122,8 @@ class LatentDenoiser(nn.Module):
         """Images: c_in·x (N×1×64×64) → the image-space EDM output F. Latents (N×k, as
         :func:`latent_training_batch` makes them): noisy → denoised latent coordinates."""
         if x_in.dim() == 2:
-            return self.denoise_latent(x_in, self.sigma(t))
-        sigma = self.sigma(t).reshape(-1, 1, 1, 1)
+            return self.denoise_latent(x_in, edm_sigma(t, self.schedule))
+        sigma = edm_sigma(t, self.schedule).reshape(-1, 1, 1, 1)
         c_skip, c_out, c_in = edm_scalings(sigma, self.schedule.sigma_data)
         x = x_in / c_in
         return (self.denoise(x, sigma) - c_skip * x) / c_out

@@ -77,6 +77,12 @@ def edm_time(sigma: torch.Tensor, cfg: ScheduleConfig) -> torch.Tensor:
     return ((torch.log(sigma) - lo) / (hi - lo) * EDM_TIME_SCALE).clamp(0, EDM_TIME_SCALE)
 
 
+def edm_sigma(t: torch.Tensor, cfg: ScheduleConfig) -> torch.Tensor:
+    """The network's timestep → σ: the inverse of :func:`edm_time` (on [σ_min, σ_max])."""
+    lo, hi = math.log(cfg.sigma_min), math.log(cfg.sigma_max)
+    return torch.exp(lo + t.float() / EDM_TIME_SCALE * (hi - lo))
+
+
 def edm_scalings(sigma: torch.Tensor, sigma_data: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(c_skip, c_out, c_in) of the EDM preconditioning."""
     var = sigma**2 + sigma_data**2
