@@ -47,21 +47,6 @@ def test_fit_finds_the_latent_space_scales_and_residual_spectrum():
         LatentDenoiser(LatentConfig(components=96 * 8), SCHEDULE).fit(images)
 
 
-def test_encoded_views_are_the_codes_of_each_symmetry_of_each_image():
-    """Training draws its latents from encode_views: every view is the code of one of the
-    eight symmetries of the square, and together they are all eight."""
-    images, _ = low_rank_images(n=6)
-    images = images + torch.linspace(0, 0.3, 64)  # a ramp: no view equals another
-    model = LatentDenoiser(LatentConfig(components=4, width=16, depth=1), SCHEDULE)
-    model.fit(images)
-    codes = model.encode_views(images)
-    assert codes.shape == (8, 6, 4)
-    for i in range(6):
-        expected = [model.encode(torch.rot90(v, r, (1, 2))[None]) for v in (images[i], images[i].flip(2)) for r in range(4)]
-        torch.testing.assert_close(codes[:, i], torch.cat(expected), atol=1e-5, rtol=1e-4)
-    assert torch.cdist(codes[:, 0], codes[:, 0]).fill_diagonal_(1).min() > 1e-3  # eight distinct views
-
-
 def test_untrained_network_is_the_exact_gaussian_posterior_mean():
     """Zero-initialised output: D is the per-coordinate Gaussian shrinkage in the latent
     space and the residual spectrum's Wiener shrinkage outside it."""
@@ -105,7 +90,7 @@ def test_latent_loss_has_the_image_space_loss_gradients():
     for a, b in zip(grads(image_loss), grads(latent_loss)):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-3)
     # the training batch draws the same kind of thing: latents at σ, the network's timestep, the weight
-    noisy, t, clean, w = latent_training_batch(SCHEDULE, z0, torch.Generator().manual_seed(0))
+    noisy, t, clean, w = latent_training_batch(model, SCHEDULE, images, torch.Generator().manual_seed(0))
     assert noisy.shape == clean.shape == (16, 4) and t.min() >= 0 and t.max() <= 1000
     torch.testing.assert_close(clean, z0)
     drawn = edm_sigma(t, SCHEDULE)  # the σ behind each row: its weight is the image-space loss's

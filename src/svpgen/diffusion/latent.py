@@ -17,10 +17,9 @@ and what is left is sensor noise, nearly stationary. So the model is
 It is a drop-in for the U-Net: ``forward(c_in·x, t)`` returns the image-space EDM output F
 of :mod:`svpgen.diffusion.schedule` (``t`` = ln σ mapped to [0, 1000)), so the same
 checkpoints, EMA and diffusers samplers apply. Training noises the latent coordinates
-directly (:func:`latent_training_batch`, from the latent codes of the eight views of every
-training image, computed once: :meth:`LatentDenoiser.encode_views`): the image-space EDM
-loss is the latent loss plus a part without parameters, so its gradient is the same, at a
-fraction of the cost — thousands of optimizer steps fit in the CPU budget.
+directly (:func:`latent_training_batch`): the image-space EDM loss is the latent loss plus a
+part without parameters, so its gradient is the same, at a fraction of the cost — thousands
+of optimizer steps fit in the CPU budget.
 """
 
 from __future__ import annotations
@@ -36,12 +35,6 @@ from svpgen.errors import SvpgenError
 
 SIDE = 64
 FREQUENCIES = 16  # random Fourier features of ¼·ln σ
-
-
-def _views(images: torch.Tensor) -> torch.Tensor:
-    """The eight symmetries of the square of N×1×64×64 images: 8×N×64×64 (float)."""
-    x = images[:, 0].float()
-    return torch.stack([torch.rot90(v, r, (1, 2)) for v in (x, x.flip(2)) for r in range(4)])
 
 
 class _Block(nn.Module):
@@ -76,7 +69,9 @@ class LatentDenoiser(nn.Module):
     def fit(self, images: torch.Tensor) -> None:
         """Mean, principal directions and residual spectrum of ``images`` (N×1×64×64 in the
         model range), taken under all eight symmetries of the square, as training sees them."""
-        flat = _views(images).reshape(-1, SIDE * SIDE)
+        x = images[:, 0].float()
+        views = [torch.rot90(v, r, (1, 2)) for v in (x, x.flip(2)) for r in range(4)]
+        flat = torch.cat(views).reshape(-1, SIDE * SIDE)
         k = self.cfg.components
         if k >= len(flat):
             raise SvpgenError(f"pca-mlp with {k} components needs more than {k} training views (got {len(flat)}); use fewer --latent-components")
@@ -97,13 +92,6 @@ class LatentDenoiser(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Latent coordinates (N×k) of images (N×1×64×64)."""
         return (x.reshape(len(x), -1) - self.mean) @ self.basis.T
-
-    @torch.no_grad()
-    def encode_views(self, images: torch.Tensor) -> torch.Tensor:
-        """Latent coordinates (8×N×k) of the eight symmetries of each image (N×1×64×64):
-        what training draws from, as the U-Net draws :func:`svpgen.data.augment.dihedral`."""
-        views = _views(images.to(self.mean.device))
-        return self.encode(views.reshape(-1, 1, SIDE, SIDE)).reshape(8, len(images), -1)
 
     def denoise_latent(self, z: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """The denoised latent coordinates from noisy ``z`` (N×k) at per-row ``sigma``."""
@@ -141,16 +129,17 @@ class LatentDenoiser(nn.Module):
         return (self.denoise(x, sigma) - c_skip * x) / c_out
 
 
-def latent_training_batch(cfg: ScheduleConfig, z0: torch.Tensor, g: torch.Generator
+def latent_training_batch(model: LatentDenoiser, cfg: ScheduleConfig, x0: torch.Tensor, g: torch.Generator
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(noisy latents, network timestep, clean latents, per-sample weight) for the clean
-    latent codes ``z0`` (N×k) of training images. Isotropic image noise σ·n projects to σ·n' on the orthonormal latent axes, and
+    """(noisy latents, network timestep, clean latents, per-sample weight) for clean images
+    ``x0``. Isotropic image noise σ·n projects to σ·n' on the orthonormal latent axes, and
     the image-space EDM loss, the mean of ((D − x0)/c_out)² over the pixels, is the mean of
     (ẑ − z0)² over the k latent coordinates times weight = k / (c_out² · pixels), plus a
     term without parameters (outside the latent space): the same gradients."""
-    n = len(z0)
+    n = len(x0)
     # every draw on the CPU generator (the same batches on any device)
     sigma = torch.exp(cfg.p_mean + cfg.p_std * torch.randn(n, generator=g)).clamp(cfg.sigma_min, cfg.sigma_max)
+    z0 = model.encode(x0)
     noise = sigma[:, None] * torch.randn(z0.shape, generator=g)
     sigma = sigma.to(z0.device)
     noisy = z0 + noise.to(z0.device)

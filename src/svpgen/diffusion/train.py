@@ -89,7 +89,6 @@ class _Run:
     last_checkpoint: int | None = None
     last_plot: float = 0.0  # time.perf_counter() of the last curve update
     extra: dict = field(default_factory=dict)  # recorded in the model's config.json
-    latents: torch.Tensor | None = None  # pca-mlp: the 8 views' latent codes of every training image (8×N×k)
 
 
 def _build(cfg: DiffusionConfig, ctx: DistContext, state: dict | None, state_file: Path, images: torch.Tensor,
@@ -105,8 +104,6 @@ def _build(cfg: DiffusionConfig, ctx: DistContext, state: dict | None, state_fil
         model.fit(images)
     model = model.to(ctx.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-    # not fused=True: on CPU it was no faster end to end, and on droplets it kept the latent
-    # model at its Gaussian start for 8,000 steps where this one leaves it by 5,000 (README)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     run = _Run(model, ema, opt, DistributedDataParallel(model) if ctx.world > 1 else model,
                extra={"fine_tuned_from": str(init_from)} if init_from is not None else {})
@@ -119,8 +116,6 @@ def _build(cfg: DiffusionConfig, ctx: DistContext, state: dict | None, state_fil
         opt.load_state_dict(state["optimizer"])
         run.rows, run.start_epoch = list(state["metrics"]), int(state["epoch"])
         run.last_checkpoint = run.start_epoch
-    if cfg.network == "pca-mlp":  # the basis is fixed (fitted or loaded): encode every view once
-        run.latents = model.encode_views(images)
     return run
 
 
@@ -149,12 +144,11 @@ def _train_epoch(run: _Run, images: torch.Tensor, cfg: DiffusionConfig, epoch: i
     for b in range(0, len(perm), cfg.batch_size):
         for group in run.opt.param_groups:  # from the step index alone, so a resumed run continues the schedule
             group["lr"] = learning_rate(cfg, (epoch - 1) * steps_per_epoch + b // cfg.batch_size, cfg.epochs * steps_per_epoch)
-        idx = perm[b : b + cfg.batch_size]
-        if run.latents is not None:  # a random symmetry of each image, as dihedral() draws for the U-Net
-            views = torch.randint(0, 8, (len(idx),), generator=g)
-            x_in, t, target, weight = latent_training_batch(cfg.schedule, run.latents[views, idx], g)
+        x0 = dihedral(images[perm[b : b + cfg.batch_size]], g)
+        if cfg.network == "pca-mlp":
+            x_in, t, target, weight = latent_training_batch(run.model, cfg.schedule, x0.to(ctx.device), g)
         else:
-            x_in, t, target, weight = training_batch(cfg.schedule, dihedral(images[idx], g), g, ddpm, cfg.min_snr_gamma)
+            x_in, t, target, weight = training_batch(cfg.schedule, x0, g, ddpm, cfg.min_snr_gamma)
         x_in = x_in.to(ctx.device, memory_format=memory_format) if x_in.dim() == 4 else x_in
         with autocast(ctx.device):
             loss = diffusion_loss(run.net, x_in, t.to(ctx.device), target.to(ctx.device), cfg.loss, weight)
@@ -166,7 +160,7 @@ def _train_epoch(run: _Run, images: torch.Tensor, cfg: DiffusionConfig, epoch: i
         run.opt.step()
         run.ema.update_parameters(run.model)
         losses.append(value)
-        seen += len(idx) * ctx.world
+        seen += len(x0) * ctx.world
         bar.update(1)
         # refresh=False: the bar redraws at tqdm's own pace (a latent model makes ~40 steps/s)
         bar.set_postfix(epoch=epoch, loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - start):.1f}", refresh=False)
