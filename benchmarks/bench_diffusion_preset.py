@@ -1,14 +1,13 @@
 """Claim: the quick diffusion preset (EDM in the images' 128 principal components with an MLP
 denoiser, 5,000 optimizer steps, the EDM SDE solver at 20 steps) learns a class in ≤ 3 min
 on a CPU better than the alternatives measured, the previous quick U-Net (``quick_unet``)
-among them. Trains each
-named variant on 400 simulated images of one class (the quick preset's budget), samples n
-images with the variant's sampler(s) and judges them against n held-out simulated images:
-pixel-feature FID over its real-vs-real floor, the two-sample AUC (logistic regression /
-gradient boosting), the sub-type shares (mode coverage), two background statistics
-(pixel-level texture and low-frequency unevenness, generated / real) and memorization (the
-share of near-copies of a training image, and the median distance to the nearest training
-image, generated over held-out real). ``pca_*`` variants change the quick preset; the U-Net
+among them. Trains each named variant on 400 simulated images of one class (the quick
+preset's budget), samples n images with the variant's sampler(s) and judges them against n
+held-out simulated images: pixel-feature FID over its real-vs-real floor, the two-sample
+AUC (logistic regression / gradient boosting), the sub-type shares (mode coverage), two
+background statistics (pixel-level texture and low-frequency unevenness, generated / real)
+and memorization (the share of near-copies of a training image, and the median distance to
+the nearest training image, generated over held-out real). ``pca_*`` variants change the quick preset; the U-Net
 variants change ``quick_unet``; ``protein_init*`` fine-tune a quick U-Net pretrained on
 simulated protein images.
 
