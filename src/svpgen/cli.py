@@ -172,6 +172,7 @@ def simulate(out, protein, silicone_oil, air_bubble, glass, fiber, seed, fmt, la
 @click.option("--patch", type=click.Choice(["1", "2", "4"]), help="pixel-unshuffle patch size of the U-Net (paper: 1)")
 @click.option("--network", type=click.Choice(NETWORKS), help="the paper's U-Net, or pca-mlp: an MLP on the images' principal components (edm, mse)")
 @click.option("--latent-components", type=int, help="pca-mlp: principal components kept")
+@click.option("--latent-mixture", type=int, help="pca-mlp: Gaussians in the latent prior the MLP starts from (quick: 64; 1: one Gaussian)")
 @click.option("--sampler", type=click.Choice(SAMPLERS), help="the sampler recorded as the model's recommendation")
 @click.option("--sampler-steps", type=int)
 @click.option("--init-from", type=_existing("dir"), help="fine-tune: start from this trained model's weights (same architecture)")
@@ -182,7 +183,7 @@ def simulate(out, protein, silicone_oil, air_bubble, glass, fiber, seed, fmt, la
 @click.option("--resume", is_flag=True, help="continue from OUT/training_state.pt")
 @_device_option()
 def train_diffusion_cmd(store, out, label, preset, epochs, batch_size, lr, max_images, loss, timesteps, objective, min_snr_gamma,
-                        patch, network, latent_components, sampler, sampler_steps, init_from, checkpoint_every, fid, encoder, seed,
+                        patch, network, latent_components, latent_mixture, sampler, sampler_steps, init_from, checkpoint_every, fid, encoder, seed,
                         resume, device):
     """Train one class's diffusion model on its real images (paper preset: the paper's DDPM)."""
     from svpgen.diffusion.run import run_train_diffusion
@@ -199,7 +200,7 @@ def train_diffusion_cmd(store, out, label, preset, epochs, batch_size, lr, max_i
         store, out, label, preset, resume, device, fid_hook_factory if (fid and encoder) else None, init_from,
         epochs=epochs, batch_size=batch_size, lr=lr, max_images=max_images, loss=loss, timesteps=timesteps,
         objective=objective, min_snr_gamma=min_snr_gamma, patch=int(patch) if patch else None, network=network,
-        latent_components=latent_components, sampler=sampler,
+        latent_components=latent_components, latent_mixture=latent_mixture, sampler=sampler,
         sampler_steps=sampler_steps, checkpoint_every=checkpoint_every, seed=seed,
     ))
 

@@ -7,9 +7,15 @@ and what is left is sensor noise, nearly stationary. So the model is
 * a fixed linear encoder: the training images' mean and top-``k`` principal directions
   (``fit``), with the residual's power spectrum;
 * in the ``k`` latent coordinates, an EDM denoiser with per-coordinate preconditioning
-  (each coordinate's own σ_data): an MLP ``F(c_in·z, ¼·ln σ)`` whose output layer starts at
-  zero, so an untrained model is already the exact Gaussian posterior mean, and training
-  learns how the class departs from a Gaussian;
+  (each coordinate's own σ_data): ``D(z; σ) = prior(z; σ) + c_out·F(c_in·z, ¼·ln σ)`` where
+  ``prior`` is the exact posterior mean of a fixed latent prior and the MLP F's output layer
+  starts at zero, so an untrained model samples that prior and training learns how the
+  class departs from it. The prior is one Gaussian (``mixture`` = 1: the principal
+  coordinates' own variances, prior = c_skip·z) or a mixture of full-covariance Gaussians
+  fitted to the training codes (``fit``). The mixture is what makes the quick model reliable:
+  on simulated droplets an MLP started from one Gaussian can stay near it for thousands of
+  steps (README, "the droplets' plateau"), and sampling the fitted mixture alone is already
+  harder to tell from real images than those models' samples;
 * outside the latent space, the exact Wiener shrinkage of a stationary Gaussian with the
   residual's spectrum (no parameters): the probability-flow ODE then draws sensor-like
   noise, not the blotches an under-trained U-Net leaves on flat backgrounds.
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -64,6 +71,12 @@ class LatentDenoiser(nn.Module):
         self.out = nn.Sequential(nn.LayerNorm(cfg.width), nn.Linear(cfg.width, cfg.components))
         nn.init.zeros_(self.out[1].weight)
         nn.init.zeros_(self.out[1].bias)
+        if cfg.mixture > 1:  # the latent prior's Gaussian mixture: weights, means, covariances' eigenpairs
+            k, m = cfg.components, cfg.mixture
+            self.register_buffer("mixture_log_weight", torch.zeros(m))
+            self.register_buffer("mixture_mean", torch.zeros(m, k))
+            self.register_buffer("mixture_axes", torch.eye(k).repeat(m, 1, 1))  # columns: eigenvectors
+            self.register_buffer("mixture_var", torch.ones(m, k))  # eigenvalues
 
     @torch.no_grad()
     def fit(self, images: torch.Tensor) -> None:
@@ -88,6 +101,36 @@ class LatentDenoiser(nn.Module):
         self.basis.copy_(basis)
         self.scale.copy_(z.std(0).clamp_min(1e-4))
         self.residual_psd.copy_((torch.fft.fft2(residual).abs() ** 2).mean(0).div(SIDE * SIDE))
+        if self.cfg.mixture > 1:
+            self._fit_mixture(z)
+
+    def _fit_mixture(self, z: torch.Tensor) -> None:
+        """The latent prior: a Gaussian mixture fitted by EM (scikit-learn) to the training
+        views' latent codes; each covariance is floored by the sensor noise's variance per
+        direction (the residual spectrum's mean), below which the images hold nothing."""
+        from sklearn.mixture import GaussianMixture
+
+        if len(z) < 2 * self.cfg.mixture:
+            raise SvpgenError(f"a latent mixture of {self.cfg.mixture} Gaussians needs at least {2 * self.cfg.mixture} training views (got {len(z)})")
+        fitted = GaussianMixture(self.cfg.mixture, covariance_type="full", reg_covar=float(self.residual_psd.mean()),
+                                 max_iter=200, random_state=0).fit(z.double().numpy())
+        var, axes = np.linalg.eigh(fitted.covariances_)
+        self.mixture_log_weight.copy_(torch.from_numpy(np.log(fitted.weights_)))
+        self.mixture_mean.copy_(torch.from_numpy(fitted.means_))
+        self.mixture_axes.copy_(torch.from_numpy(axes))
+        self.mixture_var.copy_(torch.from_numpy(var))
+
+    def prior_mean(self, z: torch.Tensor, sig: torch.Tensor) -> torch.Tensor:
+        """E[z₀ | z] under the latent prior, for z = z₀ + σ·n (N×k, ``sig`` N×1): per-coordinate
+        Gaussian shrinkage, or each mixture component's Wiener estimate weighted by the
+        component's posterior probability (its likelihood under covariance Σ + σ²I)."""
+        if self.cfg.mixture == 1:
+            return z * self.scale**2 / (sig**2 + self.scale**2)
+        d = torch.einsum("nj,mji->nmi", z, self.mixture_axes) - torch.einsum("mj,mji->mi", self.mixture_mean, self.mixture_axes)
+        var = self.mixture_var + sig[:, :, None] ** 2  # N×M×k: the noisy codes' variance along each axis
+        posterior = torch.softmax(self.mixture_log_weight - 0.5 * (var.log() + d**2 / var).sum(2), 1)  # N×M
+        shrunk = posterior[:, :, None] * d * (self.mixture_var / var)
+        return posterior @ self.mixture_mean + torch.einsum("nmi,mji->nj", shrunk, self.mixture_axes)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Latent coordinates (N×k) of images (N×1×64×64)."""
@@ -97,13 +140,13 @@ class LatentDenoiser(nn.Module):
         """The denoised latent coordinates from noisy ``z`` (N×k) at per-row ``sigma``."""
         sig = sigma.reshape(len(z), 1)
         var = sig**2 + self.scale**2
-        c_skip, c_out, c_in = self.scale**2 / var, sig * self.scale / var.sqrt(), var.rsqrt()
+        c_out, c_in = sig * self.scale / var.sqrt(), var.rsqrt()
         angle = (torch.log(sig) / 4) * self.frequencies * (2 * math.pi)
         emb = torch.cat([angle.sin(), angle.cos()], 1)
         h = self.inp(torch.cat([c_in * z, emb], 1))
         for block in self.blocks:
             h = block(h, emb)
-        return c_skip * z + c_out * self.out(h)
+        return self.prior_mean(z, sig) + c_out * self.out(h)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """D(x; σ): the denoised images (N×1×64×64) from noisy ``x`` at per-image ``sigma``."""

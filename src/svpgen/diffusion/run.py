@@ -15,7 +15,7 @@ RECOMMENDED_SAMPLER = {"epsilon": "dpmpp", "v": "dpmpp", "edm": "edm-dpmpp"}
 
 
 def configure(preset_name: str, timesteps: int | None = None, objective: str | None = None, patch: int | None = None,
-              latent_components: int | None = None, **overrides) -> DiffusionConfig:
+              latent_components: int | None = None, latent_mixture: int | None = None, **overrides) -> DiffusionConfig:
     """A preset with the options a user set (``None`` = keep the preset's). A new
     ``objective`` without a ``sampler`` brings that objective's recommended sampler;
     ``network="unet"`` with the quick preset brings the quick U-Net's settings (``QUICK_UNET``)."""
@@ -25,7 +25,7 @@ def configure(preset_name: str, timesteps: int | None = None, objective: str | N
     changes = {k: v for k, v in overrides.items() if v is not None}
     changes["schedule"] = with_overrides(cfg.schedule, timesteps=timesteps, objective=objective)
     changes["unet"] = with_overrides(cfg.unet, patch=patch)
-    changes["latent"] = with_overrides(cfg.latent, components=latent_components)
+    changes["latent"] = with_overrides(cfg.latent, components=latent_components, mixture=latent_mixture)
     if objective and objective != cfg.schedule.objective and "sampler" not in changes:
         changes["sampler"] = RECOMMENDED_SAMPLER[objective]
         changes.setdefault("sampler_steps", None)
