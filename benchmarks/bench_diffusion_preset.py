@@ -63,7 +63,7 @@ VARIANTS = {  # name → (config, samplers)
     # training codes (mixture 1: one Gaussian), trained 5,000 or 1,000 ("_1k") optimizer steps,
     # or not at all ("_prior": one epoch, two steps from the zero-initialised MLP output)
     **{f"pca_mix{m}{suffix}": (replace(QUICK, latent=replace(QUICK.latent, mixture=m), epochs=epochs), ["edm-sde-20"])
-       for m in (1, 8, 16, 32, 48, 64) for suffix, epochs in (("", 2500), ("_1k", 500), ("_prior", 1))},
+       for m in (1, 8, 16, 32, 48, 64, 96, 128) for suffix, epochs in (("", 2500), ("_1k", 500), ("_prior", 1))},
     # the U-Net the quick preset used before (QUICK_UNET); the variants below change it
     "quick_unet": (UNET, ["edm-dpmpp-20", "edm-sde-20"]),
     "patch1": (replace(UNET, unet=replace(UNET.unet, patch=1)), ["edm-dpmpp-20"]),

@@ -1,5 +1,6 @@
-"""The ``pca-mlp`` diffusion network: its fitted latent space, its exact Gaussian start,
-the latent training loss (the image-space EDM loss's gradients), training and sampling."""
+"""The ``pca-mlp`` diffusion network: its fitted latent space, its exact Gaussian and
+Gaussian-mixture start, the latent training loss (the image-space EDM loss's gradients),
+training and sampling."""
 
 import json
 
@@ -66,6 +67,36 @@ def test_untrained_network_is_the_exact_gaussian_posterior_mean():
     torch.testing.assert_close(model.denoise(x, sigma).reshape(3, -1), expected, atol=2e-3, rtol=0.05)
 
 
+def test_untrained_network_with_a_mixture_prior_is_the_mixture_posterior_mean():
+    """mixture > 1: the fit finds the training codes' clusters, and the untrained D is
+    E[z₀ | z] under the fitted mixture: Σ_m P(m | z) (μ_m + Σ_m (Σ_m + σ²I)⁻¹ (z − μ_m)),
+    here computed directly with full matrices."""
+    images, directions = low_rank_images(n=120)
+    images[:60] += 16 * directions[1].reshape(1, 1, 64, 64)  # two clusters, 4 std apart along one latent direction
+    model = LatentDenoiser(LatentConfig(components=4, width=16, depth=2, mixture=2), SCHEDULE)
+    model.fit(images)
+    z_train = model.encode(images)
+    clusters = torch.stack([z_train[:60].mean(0), z_train[60:].mean(0)])
+    distance = torch.cdist(model.mixture_mean, clusters)  # fitted means × true cluster means
+    assert sorted(distance.argmin(1).tolist()) == [0, 1]  # one component per cluster, not one blend
+    assert distance.min(1).values.max() < 0.1 * torch.dist(clusters[0], clusters[1])
+    assert model.mixture_log_weight.exp().tolist() == pytest.approx([0.5, 0.5], abs=0.02)
+    cov = model.mixture_axes @ torch.diag_embed(model.mixture_var) @ model.mixture_axes.transpose(1, 2)
+    sigma = torch.tensor([0.05, 0.5, 3.0, 20.0])
+    z = z_train[[0, 70, 5, 100]] + sigma[:, None] * torch.randn(4, 4, generator=torch.Generator().manual_seed(1))
+    expected = []
+    for zi, s in zip(z.double(), sigma.double()):
+        noisy_cov = cov.double() + s**2 * torch.eye(4, dtype=torch.float64)
+        log_p = model.mixture_log_weight.double() + torch.distributions.MultivariateNormal(model.mixture_mean.double(), noisy_cov).log_prob(zi)
+        means = model.mixture_mean.double() + (cov.double() @ torch.linalg.solve(noisy_cov, (zi - model.mixture_mean.double())[..., None]))[..., 0]
+        expected.append(torch.softmax(log_p, 0) @ means)
+    torch.testing.assert_close(model.denoise_latent(z, sigma).double(), torch.stack(expected), atol=1e-3, rtol=1e-3)
+    with pytest.raises(SvpgenError, match="mixture"):
+        LatentDenoiser(LatentConfig(components=4, mixture=500), SCHEDULE).fit(images[:40])
+    with pytest.raises(SvpgenError, match="mixture"):
+        LatentConfig(mixture=0)
+
+
 def test_latent_loss_has_the_image_space_loss_gradients():
     images, _ = low_rank_images(n=16)
     model = LatentDenoiser(LatentConfig(components=4, width=16, depth=2), SCHEDULE)
@@ -113,20 +144,22 @@ def test_config_needs_edm_and_mse_for_the_latent_network():
 
 def test_pca_mlp_trains_resumes_and_samples_through_the_cli(sim_store, tmp_path):
     args = ["train-diffusion", str(sim_store), str(tmp_path / "m"), "--label", "silicone_oil", "--preset", "smoke",
-            "--objective", "edm", "--loss", "mse", "--network", "pca-mlp", "--latent-components", "8", "--max-images", "16",
+            "--objective", "edm", "--loss", "mse", "--network", "pca-mlp", "--latent-components", "8", "--latent-mixture", "3", "--max-images", "16",
             "--sampler-steps", "6", "--device", "cpu"]
     result = CliRunner().invoke(main, [*args, "--epochs", "2"])
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "m" / "config.json").read_text())["diffusion"]
-    assert saved["network"] == "pca-mlp" and saved["latent"]["components"] == 8
+    assert saved["network"] == "pca-mlp" and saved["latent"]["components"] == 8 and saved["latent"]["mixture"] == 3
     first = Generator.from_pretrained(tmp_path / "m", "cpu")
     assert first.unet.basis.shape == (8, 64 * 64) and first.unet.scale.min() > 0
-    # resuming keeps the fitted latent space (it is in the checkpoint) and trains on
+    assert first.unet.mixture_mean.shape == (3, 8) and first.unet.mixture_var.min() > 0
+    # resuming keeps the fitted latent space and prior (they are in the checkpoint) and trains on
     result = CliRunner().invoke(main, [*args, "--epochs", "4", "--resume"])
     assert result.exit_code == 0, result.output
     g = Generator.from_pretrained(tmp_path / "m", "cpu")
     assert g.metadata["trained_epochs"] == 4
     torch.testing.assert_close(g.unet.basis, first.unet.basis)
+    torch.testing.assert_close(g.unet.mixture_mean, first.unet.mixture_mean)
     assert any(not torch.equal(a, b) for a, b in zip(g.unet.parameters(), first.unet.parameters()))
     images = g.sample(5, seed=2)
     assert images.shape == (5, 64, 64) and images.dtype == np.uint8

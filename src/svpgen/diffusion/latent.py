@@ -125,7 +125,7 @@ class LatentDenoiser(nn.Module):
         Gaussian shrinkage, or each mixture component's Wiener estimate weighted by the
         component's posterior probability (its likelihood under covariance Σ + σ²I)."""
         if self.cfg.mixture == 1:
-            return z * self.scale**2 / (sig**2 + self.scale**2)
+            return self.scale**2 / (sig**2 + self.scale**2) * z  # c_skip·z, in the arithmetic the Gaussian-only model used
         d = torch.einsum("nj,mji->nmi", z, self.mixture_axes) - torch.einsum("mj,mji->mi", self.mixture_mean, self.mixture_axes)
         var = self.mixture_var + sig[:, :, None] ** 2  # N×M×k: the noisy codes' variance along each axis
         posterior = torch.softmax(self.mixture_log_weight - 0.5 * (var.log() + d**2 / var).sum(2), 1)  # N×M
