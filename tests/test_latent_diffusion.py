@@ -91,8 +91,11 @@ def test_untrained_network_with_a_mixture_prior_is_the_mixture_posterior_mean():
         means = model.mixture_mean.double() + (cov.double() @ torch.linalg.solve(noisy_cov, (zi - model.mixture_mean.double())[..., None]))[..., 0]
         expected.append(torch.softmax(log_p, 0) @ means)
     torch.testing.assert_close(model.denoise_latent(z, sigma).double(), torch.stack(expected), atol=1e-3, rtol=1e-3)
-    with pytest.raises(SvpgenError, match="mixture"):
-        LatentDenoiser(LatentConfig(components=4, mixture=500), SCHEDULE).fit(images[:40])
+    # more components than one per 5 training images: only that many are fitted, the rest weigh 0
+    few = LatentDenoiser(LatentConfig(components=4, width=16, depth=1, mixture=50), SCHEDULE)
+    few.fit(images[:40])
+    assert (few.mixture_log_weight > -1e29).sum() == 40 // 5
+    assert torch.isfinite(few.denoise_latent(z, sigma)).all()
     with pytest.raises(SvpgenError, match="mixture"):
         LatentConfig(mixture=0)
 
@@ -144,15 +147,16 @@ def test_config_needs_edm_and_mse_for_the_latent_network():
 
 def test_pca_mlp_trains_resumes_and_samples_through_the_cli(sim_store, tmp_path):
     args = ["train-diffusion", str(sim_store), str(tmp_path / "m"), "--label", "silicone_oil", "--preset", "smoke",
-            "--objective", "edm", "--loss", "mse", "--network", "pca-mlp", "--latent-components", "8", "--latent-mixture", "3", "--max-images", "16",
+            "--objective", "edm", "--loss", "mse", "--network", "pca-mlp", "--latent-components", "8", "--latent-mixture", "4", "--max-images", "16",
             "--sampler-steps", "6", "--device", "cpu"]
     result = CliRunner().invoke(main, [*args, "--epochs", "2"])
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "m" / "config.json").read_text())["diffusion"]
-    assert saved["network"] == "pca-mlp" and saved["latent"]["components"] == 8 and saved["latent"]["mixture"] == 3
+    assert saved["network"] == "pca-mlp" and saved["latent"]["components"] == 8 and saved["latent"]["mixture"] == 4
     first = Generator.from_pretrained(tmp_path / "m", "cpu")
     assert first.unet.basis.shape == (8, 64 * 64) and first.unet.scale.min() > 0
-    assert first.unet.mixture_mean.shape == (3, 8) and first.unet.mixture_var.min() > 0
+    assert first.unet.mixture_mean.shape == (4, 8) and first.unet.mixture_var.min() > 0
+    assert (first.unet.mixture_log_weight > -1e29).sum() == 3  # 16 images: one Gaussian per 5 at most
     # resuming keeps the fitted latent space and prior (they are in the checkpoint) and trains on
     result = CliRunner().invoke(main, [*args, "--epochs", "4", "--resume"])
     assert result.exit_code == 0, result.output
@@ -160,6 +164,7 @@ def test_pca_mlp_trains_resumes_and_samples_through_the_cli(sim_store, tmp_path)
     assert g.metadata["trained_epochs"] == 4
     torch.testing.assert_close(g.unet.basis, first.unet.basis)
     torch.testing.assert_close(g.unet.mixture_mean, first.unet.mixture_mean)
+    torch.testing.assert_close(g.unet.mixture_log_weight, first.unet.mixture_log_weight)  # the EMA keeps the unused weights finite
     assert any(not torch.equal(a, b) for a, b in zip(g.unet.parameters(), first.unet.parameters()))
     images = g.sample(5, seed=2)
     assert images.shape == (5, 64, 64) and images.dtype == np.uint8
