@@ -1,10 +1,11 @@
-"""Claim tested (issue 16's candidate): one class-conditional quick model of both minority
-classes, trained for the optimizer steps of two per-class quick models (the same CPU time),
+"""Claim tested (issue 16's candidate): one class-conditional quick U-Net of both minority
+classes, trained for the optimizer steps of two per-class quick U-Nets (the same CPU time),
 learns each class better than its own quick model — the two classes share backgrounds and
 optics, so each sees twice the steps on what they share.
 
-Baseline in the same run: the quick preset trained per class (``train_diffusion``, the
-code path the study uses). The conditional model is the quick U-Net with a learned class
+Baseline in the same run: the quick U-Net (``QUICK_UNET``, the quick preset before its
+``pca-mlp`` network) trained per class (``train_diffusion``, the code path the study uses).
+The conditional model is that U-Net with a learned class
 embedding added to its time embedding (zero-initialised), trained with the same loop,
 data order, augmentation, EDM noise levels and EMA — an experiment, not a model the study
 can use. Both sampled with EDM-DPM-Solver++-20 and judged as ``bench_diffusion_preset``
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from bench_diffusion_preset import QUICK, background_texture, background_unevenness
+from bench_diffusion_preset import UNET, background_texture, background_unevenness
 from common import report
 from svpgen import Generator
 from svpgen.data.augment import dihedral
@@ -60,9 +61,9 @@ class TimeAndClass(nn.Module):
 
 
 def train_conditional(images: torch.Tensor, labels: torch.Tensor) -> tuple[UNet, float]:
-    """The quick preset's training loop on both classes at once, for QUICK.epochs epochs
+    """The quick U-Net's training loop on both classes at once, for UNET.epochs epochs
     (so twice the optimizer steps of one class); returns the EMA network and seconds."""
-    cfg = QUICK
+    cfg = UNET
     torch.manual_seed(cfg.seed)
     model = UNet(cfg.unet)
     model.time_mlp = TimeAndClass(model.time_mlp, len(LABELS), cfg.unet.dim * 4)
@@ -92,11 +93,11 @@ def sample_conditional(net: UNet, label: int, n: int, seed: int = 3) -> np.ndarr
     out = []
     for b, start in enumerate(range(0, n, 64)):
         m = min(64, n - start)
-        sched = sampler("edm-dpmpp", QUICK.schedule, 20, QUICK.clip_sample)
+        sched = sampler("edm-dpmpp", UNET.schedule, 20, UNET.clip_sample)
         g = torch.Generator().manual_seed(seed * 1_000_003 + b)
         x = (torch.randn((m, 1, 64, 64), generator=g) * sched.init_noise_sigma).contiguous(memory_format=torch.channels_last)
         net.time_mlp.labels = torch.full((m,), label)
-        out.append(to_uint8(denoise(Denoiser(net, QUICK.schedule), sched, x, g), QUICK.output_rounding))
+        out.append(to_uint8(denoise(Denoiser(net, UNET.schedule), sched, x, g), UNET.output_rounding))
     return np.concatenate(out)
 
 
@@ -119,7 +120,7 @@ def main() -> None:
     args = ap.parse_args()
     n = args.n
     data, rows = {}, []
-    cfg = replace(QUICK, fid_epochs=(), checkpoint_every=QUICK.epochs)
+    cfg = replace(UNET, fid_epochs=(), checkpoint_every=UNET.epochs)
     with tempfile.TemporaryDirectory() as tmp:
         for label in LABELS:  # the same images bench_diffusion_preset uses for each class
             sim = simulate({label: TRAIN + 2 * n + 1400}, seed=77, config=SimConfig(workers=2, label_noise=0)).particles
@@ -131,7 +132,7 @@ def main() -> None:
             train_diffusion(train.path, Path(tmp) / f"model_{label}", label, cfg, progress=False, device="cpu")
             seconds = time.perf_counter() - start
             gen = Generator.from_pretrained(Path(tmp) / f"model_{label}", "cpu").sample(n, "edm-dpmpp", 20, seed=3)
-            rows.append({"class": label, "model": "quick, per class (baseline)", "train_s": seconds,
+            rows.append({"class": label, "model": "quick U-Net, per class (baseline)", "train_s": seconds,
                          **judge(images[TRAIN : TRAIN + 2 * n], images[TRAIN + 2 * n :], types[TRAIN + 2 * n :], gen, n)})
     images = torch.cat([to_model_range(data[label][0][:TRAIN]) for label in LABELS])
     labels = torch.cat([torch.full((TRAIN,), i) for i in range(len(LABELS))])
@@ -140,7 +141,7 @@ def main() -> None:
         images, types = data[label]
         rows.append({"class": label, "model": "conditional, both classes", "train_s": seconds / len(LABELS),
                      **judge(images[TRAIN : TRAIN + 2 * n], images[TRAIN + 2 * n :], types[TRAIN + 2 * n :], sample_conditional(net, i, n), n)})
-    report("bench_conditional_diffusion", rows, {"n": n, "train_images_per_class": TRAIN, "epochs": QUICK.epochs,
+    report("bench_conditional_diffusion", rows, {"n": n, "train_images_per_class": TRAIN, "epochs": UNET.epochs,
                                                  "note": "conditional train_s is half its training time (both classes)"})
 
 
