@@ -148,11 +148,14 @@ def test_config_needs_edm_and_mse_for_the_latent_network():
 def test_pca_mlp_trains_resumes_and_samples_through_the_cli(sim_store, tmp_path):
     args = ["train-diffusion", str(sim_store), str(tmp_path / "m"), "--label", "silicone_oil", "--preset", "smoke",
             "--objective", "edm", "--loss", "mse", "--network", "pca-mlp", "--latent-components", "8", "--latent-mixture", "4", "--max-images", "16",
-            "--sampler-steps", "6", "--device", "cpu"]
+            "--sampler-steps", "6", "--symmetries", "auto", "--device", "cpu"]
     result = CliRunner().invoke(main, [*args, "--epochs", "2"])
     assert result.exit_code == 0, result.output
-    saved = json.loads((tmp_path / "m" / "config.json").read_text())["diffusion"]
+    info = json.loads((tmp_path / "m" / "config.json").read_text())
+    saved = info["diffusion"]
     assert saved["network"] == "pca-mlp" and saved["latent"]["components"] == 8 and saved["latent"]["mixture"] == 4
+    # the symmetries training kept, and the test's p-values, are recorded with the model
+    assert saved["symmetries"] == "auto" and info["symmetries"][0] == "identity" and len(info["symmetry_p_values"]) == 7
     first = Generator.from_pretrained(tmp_path / "m", "cpu")
     assert first.unet.basis.shape == (8, 64 * 64) and first.unet.scale.min() > 0
     assert first.unet.mixture_mean.shape == (4, 8) and first.unet.mixture_var.min() > 0

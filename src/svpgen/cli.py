@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from svpgen.device import DEVICES
-from svpgen.diffusion.config import NETWORKS, OBJECTIVES, SAMPLERS
+from svpgen.diffusion.config import NETWORKS, OBJECTIVES, SAMPLERS, SYMMETRY_MODES
 from svpgen.errors import SvpgenError
 from svpgen.presets import NAMES as PRESET_NAMES
 
@@ -175,6 +175,8 @@ def simulate(out, protein, silicone_oil, air_bubble, glass, fiber, seed, fmt, la
 @click.option("--latent-mixture", type=int, help="pca-mlp: Gaussians in the latent prior the MLP starts from (quick: 64; 1: one Gaussian)")
 @click.option("--sampler", type=click.Choice(SAMPLERS), help="the sampler recorded as the model's recommendation")
 @click.option("--sampler-steps", type=int)
+@click.option("--symmetries", type=click.Choice(SYMMETRY_MODES),
+              help="augmentation: the square's 8 symmetries (paper), those the class's images keep (auto; quick), or none")
 @click.option("--init-from", type=_existing("dir"), help="fine-tune: start from this trained model's weights (same architecture)")
 @click.option("--checkpoint-every", type=int, help="epochs between checkpoints")
 @click.option("--fid/--no-fid", default=True, show_default=True, help="FID/KID at the preset's epochs (needs a particle encoder)")
@@ -183,8 +185,8 @@ def simulate(out, protein, silicone_oil, air_bubble, glass, fiber, seed, fmt, la
 @click.option("--resume", is_flag=True, help="continue from OUT/training_state.pt")
 @_device_option()
 def train_diffusion_cmd(store, out, label, preset, epochs, batch_size, lr, max_images, loss, timesteps, objective, min_snr_gamma,
-                        patch, network, latent_components, latent_mixture, sampler, sampler_steps, init_from, checkpoint_every, fid, encoder, seed,
-                        resume, device):
+                        patch, network, latent_components, latent_mixture, sampler, sampler_steps, symmetries, init_from, checkpoint_every, fid,
+                        encoder, seed, resume, device):
     """Train one class's diffusion model on its real images (paper preset: the paper's DDPM)."""
     from svpgen.diffusion.run import run_train_diffusion
 
@@ -201,7 +203,7 @@ def train_diffusion_cmd(store, out, label, preset, epochs, batch_size, lr, max_i
         epochs=epochs, batch_size=batch_size, lr=lr, max_images=max_images, loss=loss, timesteps=timesteps,
         objective=objective, min_snr_gamma=min_snr_gamma, patch=int(patch) if patch else None, network=network,
         latent_components=latent_components, latent_mixture=latent_mixture, sampler=sampler,
-        sampler_steps=sampler_steps, checkpoint_every=checkpoint_every, seed=seed,
+        sampler_steps=sampler_steps, symmetries=symmetries, checkpoint_every=checkpoint_every, seed=seed,
     ))
 
 

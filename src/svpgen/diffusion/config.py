@@ -21,6 +21,7 @@ SAMPLERS_FOR = {
 }
 SAMPLERS = tuple(dict.fromkeys(s for names in SAMPLERS_FOR.values() for s in names))
 ROUNDING = ("round", "truncate")
+SYMMETRY_MODES = ("dihedral", "auto", "none")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
 
@@ -162,8 +163,13 @@ class DiffusionConfig:
     clip_sample: bool = True  # clip x̂₀ to [-1, 1] while sampling (dpmpp: dynamic thresholding); the authors' code: no
     output_rounding: str = "round"  # [-1, 1] → uint8: round to nearest; the authors' code truncates
     channels_last: bool = False
+    # the symmetries training augments with: all eight of the square (the paper's), those the
+    # class's images do not reject ("auto", svpgen.data.augment.invariant_symmetries), or none
+    symmetries: str = "dihedral"
 
     def __post_init__(self):
+        if self.symmetries not in SYMMETRY_MODES:
+            raise SvpgenError(f"unknown symmetries {self.symmetries!r}; choose from {', '.join(SYMMETRY_MODES)}")
         if self.loss not in LOSSES:
             raise SvpgenError(f"unknown loss {self.loss!r} (use {' or '.join(LOSSES)})")
         for name in ("lr", "batch_size", "epochs", "checkpoint_every"):
@@ -218,12 +224,14 @@ PRESETS: dict[str, DiffusionConfig] = {
     # denoiser of a 64-Gaussian mixture fitted to them, an MLP denoiser on top trained 1,000
     # optimizer steps of 200 images (≈ 45 s on one core), the EDM SDE solver at 20 steps without
     # clipping x̂₀ (the mixture's denoiser stays in range; clipping it at every step left
-    # saturated droplet centres a noisy plateau below 255 that boosted trees tell from real)
+    # saturated droplet centres a noisy plateau below 255 that boosted trees tell from real);
+    # augmented only by the symmetries the class's images keep (bubbles: the left-right mirror)
     "quick": DiffusionConfig(
         network="pca-mlp", latent=LatentConfig(components=128, width=256, depth=4, mixture=64),
         schedule=ScheduleConfig(objective="edm", p_mean=-0.4, p_std=1.6), loss="mse",
         lr=1e-3, batch_size=200, epochs=500, max_images=400, ema_decay=0.999, checkpoint_every=100,
         fid_epochs=(1, 100, 250, 500), fid_samples=100, sampler="edm-sde", sampler_steps=20, clip_sample=False,
+        symmetries="auto",
     ),
     "paper": DiffusionConfig(fid_epochs=(1, 5, 10, 20, 50, 100, 200, 500, 1000), sampler="ddpm"),
 }

@@ -1,7 +1,7 @@
 """A diffusion model in a linear latent space: the ``pca-mlp`` network (EDM objective only).
 
 Flow-imaging crops of one class are smooth and alike: on simulated droplets 64 principal
-components of the (dihedrally augmented) training images hold 99.8% of the pixel variance,
+components of the (augmented) training images hold 99.8% of the pixel variance,
 and what is left is sensor noise, nearly stationary. So the model is
 
 * a fixed linear encoder: the training images' mean and top-``k`` principal directions
@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from svpgen.data.augment import SYMMETRIES, Symmetry, apply_symmetry
 from svpgen.diffusion.config import LatentConfig, ScheduleConfig
 from svpgen.diffusion.schedule import edm_scalings, edm_sigma, edm_time
 from svpgen.errors import SvpgenError
@@ -83,12 +84,12 @@ class LatentDenoiser(nn.Module):
             self.register_buffer("mixture_var", torch.ones(m, k))  # eigenvalues
 
     @torch.no_grad()
-    def fit(self, images: torch.Tensor) -> None:
+    def fit(self, images: torch.Tensor, symmetries: tuple[Symmetry, ...] = SYMMETRIES) -> None:
         """Mean, principal directions and residual spectrum of ``images`` (N×1×64×64 in the
-        model range), taken under all eight symmetries of the square, as training sees them."""
+        model range), taken under ``symmetries`` (default: all eight of the square), as
+        training sees them."""
         x = images[:, 0].float()
-        views = [torch.rot90(v, r, (1, 2)) for v in (x, x.flip(2)) for r in range(4)]
-        flat = torch.cat(views).reshape(-1, SIDE * SIDE)
+        flat = torch.cat([apply_symmetry(x, e) for e in symmetries]).reshape(-1, SIDE * SIDE)
         k = self.cfg.components
         if k >= len(flat):
             raise SvpgenError(f"pca-mlp with {k} components needs more than {k} training views (got {len(flat)}); use fewer --latent-components")

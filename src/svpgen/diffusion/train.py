@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from svpgen.data.augment import dihedral
+from svpgen.data.augment import SYMMETRIES, SYMMETRY_NAMES, Symmetry, invariant_symmetries, random_symmetry
 from svpgen.data.store import ParticleStore
 from svpgen.diffusion.config import DiffusionConfig
 from svpgen.diffusion.generator import Generator, build_network
@@ -89,11 +89,25 @@ class _Run:
     last_checkpoint: int | None = None
     last_plot: float = 0.0  # time.perf_counter() of the last curve update
     extra: dict = field(default_factory=dict)  # recorded in the model's config.json
+    symmetries: tuple[Symmetry, ...] = SYMMETRIES  # what training augments with
+
+
+def training_symmetries(cfg: DiffusionConfig, images: torch.Tensor) -> tuple[tuple[Symmetry, ...], dict]:
+    """The symmetries training augments with (``cfg.symmetries``) and what to record about
+    them in the model's config.json; "auto" tests the training images (deterministic, so a
+    resumed run, or every process of a distributed one, finds the same)."""
+    if cfg.symmetries == "dihedral":
+        return SYMMETRIES, {}
+    if cfg.symmetries == "none":
+        return ((0, False),), {"symmetries": ["identity"]}
+    group, p = invariant_symmetries(images[:, 0].numpy())
+    return group, {"symmetries": [SYMMETRY_NAMES[e] for e in group], "symmetry_p_values": p}
 
 
 def _build(cfg: DiffusionConfig, ctx: DistContext, state: dict | None, state_file: Path, images: torch.Tensor,
            init_from: Path | None = None) -> _Run:
     torch.manual_seed(cfg.seed)
+    symmetries, recorded = training_symmetries(cfg, images)
     model = build_network(cfg)
     if init_from is not None and state is None:  # fine-tune a pretrained model (e.g. one trained on protein images)
         prior = Generator.from_pretrained(init_from, "cpu")
@@ -101,12 +115,12 @@ def _build(cfg: DiffusionConfig, ctx: DistContext, state: dict | None, state_fil
             raise SvpgenError(f"{init_from}: its network or noise schedule differs from this training run's; fine-tune with the same settings")
         model.load_state_dict(prior.unet.state_dict())
     elif cfg.network == "pca-mlp" and state is None:  # the latent space of this class's training images
-        model.fit(images)
+        model.fit(images, symmetries)
     model = model.to(ctx.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     run = _Run(model, ema, opt, DistributedDataParallel(model) if ctx.world > 1 else model,
-               extra={"fine_tuned_from": str(init_from)} if init_from is not None else {})
+               extra={**recorded, **({"fine_tuned_from": str(init_from)} if init_from is not None else {})}, symmetries=symmetries)
     if state is not None:
         saved = DiffusionConfig.from_dict(state["config"])
         if saved.architecture() != cfg.architecture():
@@ -144,7 +158,7 @@ def _train_epoch(run: _Run, images: torch.Tensor, cfg: DiffusionConfig, epoch: i
     for b in range(0, len(perm), cfg.batch_size):
         for group in run.opt.param_groups:  # from the step index alone, so a resumed run continues the schedule
             group["lr"] = learning_rate(cfg, (epoch - 1) * steps_per_epoch + b // cfg.batch_size, cfg.epochs * steps_per_epoch)
-        x0 = dihedral(images[perm[b : b + cfg.batch_size]], g)
+        x0 = random_symmetry(images[perm[b : b + cfg.batch_size]], run.symmetries, g)
         if cfg.network == "pca-mlp":
             x_in, t, target, weight = latent_training_batch(run.model, cfg.schedule, x0.to(ctx.device), g)
         else:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from svpgen.atomic import write_json, write_text
+from svpgen.data.augment import SYMMETRY_ALPHA
 from svpgen.data.store import ParticleStore
 from svpgen.errors import SvpgenError
 from svpgen.evaluate import generative
@@ -112,8 +113,14 @@ def _audit_markdown(results: dict, origin: str) -> str:
         memo = (f"Memorization: {100 * mm['near_copy_fraction']:.1f}% near-copies in pixel space, "
                 f"{100 * mm['feature_near_copy_fraction']:.1f}% in feature space (nearest-training distance < {mm['copy_ratio']:.2f}× "
                 f"the typical training-to-training distance; smallest ratio {mm['min_pixel_ratio']:.2f}).")
+    sym = results.get("symmetries") or {}
+    trained = "" if "symmetries" not in sym else (
+        f"Trained on the symmetries of the square its training images keep: {', '.join(sym['symmetries'])}"
+        + (f" (each symmetry's test, p < {SYMMETRY_ALPHA} rejects: {', '.join(f'{k} p = {v:.3g}' for k, v in sym['symmetry_p_values'].items())})."
+           if "symmetry_p_values" in sym else "."))
     return "\n".join([
         f"# Generative audit: {label}", "", f"{m} generated images ({origin}) vs {m} held-out real images.", "",
+        *([trained, ""] if trained else []),
         markdown_table(features), "", _lenses_markdown(results["lenses"]), "", memo, "",
         markdown_table(morphology.rename(columns={"feature": "morphology feature", "ks": "KS", "real_median": "real median",
                                                    "generated_median": "generated median"}), ".3f"), "",
@@ -143,7 +150,8 @@ def run_audit(generator, real_store: str | Path, out: str | Path, extractor, n: 
     m = min(len(gen), len(all_real) // 2 if len(all_real) >= 2 * min(len(gen), 50) else len(all_real))
     real, gen = all_real[:m], gen[:m]
     results: dict = {"model": str(generator.path), "label": label, "sampler": sampler, "steps": steps, "n": m,
-                     "sample_seconds": sample_seconds, "features": {}}
+                     "sample_seconds": sample_seconds, "features": {},
+                     "symmetries": {k: generator.metadata[k] for k in ("symmetries", "symmetry_p_values") if k in generator.metadata}}
     # each feature space's rows of all held-out real images and of the generated ones, computed once
     encoded = {ext.name: (ext(all_real), ext(gen)) for ext in (extractor, PixelFeatures())}
     results["lenses"] = realism_lenses(all_real, real_subtypes, gen, m, embedded=encoded[extractor.name], n_jobs=n_jobs)
