@@ -111,7 +111,8 @@ def judge(held: np.ndarray, mode_images: np.ndarray, mode_types: np.ndarray, gen
             "background_texture_gen/real": background_texture(gen) / background_texture(held[:n]),
             "background_unevenness_gen/real": background_unevenness(gen) / background_unevenness(held[:n]),
             "max_mode_gap": modes["max_abs_diff"],
-            "modes (real→gen)": ", ".join(f"{k} {modes['real'][k]:.2f}→{modes['generated'][k]:.2f}" for k in modes["modes"])}
+            "modes (real label / classified → gen)": ", ".join(f"{k} {modes['real'][k]:.2f}/{modes['real_classified'][k]:.2f}→{modes['generated'][k]:.2f}"
+                                                            for k in modes["modes"])}
 
 
 def main() -> None:

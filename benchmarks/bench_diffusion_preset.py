@@ -172,7 +172,8 @@ def main() -> None:
                              "background_unevenness_gen/real": background_unevenness(gen) / real_unevenness,
                              "near_copy_share (held-out real)": f"{memo['near_copy_fraction']:.3f} ({held_memo['near_copy_fraction']:.3f})",
                              "nearest_train_gen/held": float(np.median(memo["pixel_ratio"])) / held_nn,
-                             "modes (real→gen)": ", ".join(f"{k} {modes['real'][k]:.2f}→{modes['generated'][k]:.2f}" for k in modes["modes"])})
+                             "modes (real label / classified → gen)": ", ".join(f"{k} {modes['real'][k]:.2f}/{modes['real_classified'][k]:.2f}→{modes['generated'][k]:.2f}"
+                                                            for k in modes["modes"])})
     # one results file per (class, variant list): runs of different variants do not overwrite each other
     suffix = "" if args.variants == "quick,quick_unet" else "_" + args.variants.replace(",", "+")
     report(f"bench_diffusion_preset_{args.label}{suffix}", rows, {"variants": args.variants, "n": args.n})

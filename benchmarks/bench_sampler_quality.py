@@ -74,6 +74,7 @@ def main() -> None:
                 "max_mode_gap": modes["max_abs_diff"] if modes else float("nan"),
                 "modes_gen": ", ".join(f"{k} {v:.2f}" for k, v in modes["generated"].items()) if modes else "",
                 "modes_real": ", ".join(f"{k} {v:.2f}" for k, v in modes["real"].items()) if modes else "",
+                "modes_real_classified": ", ".join(f"{k} {v:.2f}" for k, v in modes["real_classified"].items()) if modes else "",
             })
     report("bench_sampler_quality", rows, {"study": str(args.study)})
 

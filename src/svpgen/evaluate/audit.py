@@ -87,8 +87,11 @@ def _lenses_markdown(lenses: dict) -> str:
                  f"gradient boosting {auc['gbm']:.3f}.")
     modes = lenses.get("modes")
     if modes:
-        shares = ", ".join(f"{k} {modes['real'][k]:.2f}→{modes['generated'][k]:.2f}" for k in modes["modes"])
-        lines.append(f"Mode coverage (real → generated share; sub-type classifier CV accuracy {modes['classifier_cv_accuracy']:.2f}): {shares}.")
+        shares = ", ".join(f"{k} {modes['real'][k]:.2f} / {modes['real_classified'][k]:.2f} → {modes['generated'][k]:.2f} "
+                           f"(recall {modes['classifier_recall'][k]:.2f})" for k in modes["modes"])
+        lines.append("Mode coverage (sub-type shares: real by label / real as the sub-type classifier assigns them → generated "
+                     f"as it assigns them; cross-validated accuracy {modes['classifier_cv_accuracy']:.2f}): {shares}. "
+                     f"Largest gap, like for like: {modes['max_abs_diff']:.3f} (against the labels: {modes['max_abs_diff_vs_labels']:.3f}).")
         by_mode = modes.get("precision_by_mode")
         if by_mode:
             looks = ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} –" for k, v in by_mode.items())
