@@ -71,7 +71,7 @@ def main() -> None:
             half = len(real) // 2
             oriented = [two_sample_auc(real[:half], random_orientation(real[half : 2 * half], s), s, n_jobs=-1)["gbm"] for s in range(3)]
             rows.append({"class": label, "symmetries": "real vs re-oriented real", "AUC_gbm": float(np.mean(oriented)),
-                         "kept": "test p: " + ", ".join(f"{k} {v:.3g}" for k, v in p.items())})
+                         "symmetry test p (training images)": ", ".join(f"{k} {v:.3g}" for k, v in p.items())})
     report("bench_symmetries", rows, {"study": str(args.study), "seeds": args.seeds, "n": args.n})
 
 
