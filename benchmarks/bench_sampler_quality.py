@@ -72,6 +72,7 @@ def main() -> None:
                 "FID_hi95": q["fid_ci95"][1], "floor": floor, "FID/floor": q["fid"] / floor, "precision": pr["precision"],
                 "recall": pr["recall"], "AUC_logreg": lenses["two_sample_auc"]["logreg"], "AUC_gbm": lenses["two_sample_auc"]["gbm"],
                 "max_mode_gap": modes["max_abs_diff"] if modes else float("nan"),
+                "mode_gap_real_vs_real": modes["max_abs_diff_floor"] if modes else float("nan"),
                 "modes_gen": ", ".join(f"{k} {v:.2f}" for k, v in modes["generated"].items()) if modes else "",
                 "modes_real": ", ".join(f"{k} {v:.2f}" for k, v in modes["real"].items()) if modes else "",
                 "modes_real_classified": ", ".join(f"{k} {v:.2f}" for k, v in modes["real_classified"].items()) if modes else "",

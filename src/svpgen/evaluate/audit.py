@@ -91,7 +91,8 @@ def _lenses_markdown(lenses: dict) -> str:
                            f"(recall {modes['classifier_recall'][k]:.2f})" for k in modes["modes"])
         lines.append("Mode coverage (sub-type shares: real by label / real as the sub-type classifier assigns them → generated "
                      f"as it assigns them; cross-validated accuracy {modes['classifier_cv_accuracy']:.2f}): {shares}. "
-                     f"Largest gap, like for like: {modes['max_abs_diff']:.3f} (against the labels: {modes['max_abs_diff_vs_labels']:.3f}).")
+                     f"Largest gap, like for like: {modes['max_abs_diff']:.3f} (between two sets of real images of this size: "
+                     f"{modes['max_abs_diff_floor']:.3f} on average; against the labels: {modes['max_abs_diff_vs_labels']:.3f}).")
         by_mode = modes.get("precision_by_mode")
         if by_mode:
             looks = ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} –" for k, v in by_mode.items())

@@ -169,6 +169,19 @@ def subtype_groups(subtypes: np.ndarray) -> np.ndarray:
     return np.where(s == "small_spot", "small", s)
 
 
+def _share_gap_floor(assigned: np.ndarray, names: list, size: int, seed: int, splits: int = 20) -> float:
+    """The largest sub-type share gap between two disjoint sets of ``size`` real images (as
+    the classifier assigns them), averaged over random splits: what sampling alone gives a
+    gap at this size, as the real-vs-real floor does for FID."""
+    rng = np.random.default_rng(seed)
+    gaps = []
+    for _ in range(splits):
+        perm = rng.permutation(len(assigned))
+        a, b = assigned[perm[:size]], assigned[perm[size : 2 * size]]
+        gaps.append(max(abs(float(np.mean(a == n)) - float(np.mean(b == n))) for n in names))
+    return float(np.mean(gaps))
+
+
 def mode_coverage(real_images: np.ndarray, real_subtypes: np.ndarray, gen_images: np.ndarray, seed: int = 0,
                   embedded: tuple[np.ndarray, np.ndarray] | None = None, k: int = 3, n_jobs: int | None = None) -> dict:
     """Share of each sub-type among real and generated images, the generated ones assigned
@@ -179,7 +192,8 @@ def mode_coverage(real_images: np.ndarray, real_subtypes: np.ndarray, gen_images
     classifier recalls badly (the simulator's "other" droplets: ≈ 20%) would otherwise look
     missing from any generator, a perfect one included (classify-and-count bias). The gap
     against the labels stays as ``max_abs_diff_vs_labels``; ``classifier_recall`` says how
-    far each sub-type's share can be trusted.
+    far each sub-type's share can be trusted; ``max_abs_diff_floor`` is the gap two disjoint
+    sets of real images of the generated set's size show (sampling noise alone).
 
     A share says nothing about whether the images given a sub-type look like it (a dark blotch
     may be assigned "large bubble"). With ``embedded`` (feature rows of the real and the
@@ -214,7 +228,8 @@ def mode_coverage(real_images: np.ndarray, real_subtypes: np.ndarray, gen_images
            "classifier_cv_accuracy": float(np.mean(out_of_fold == groups)) if splits else float("nan"),
            "classifier_recall": {n: float(np.mean(out_of_fold[groups == n] == n)) for n in names},
            "max_abs_diff": max(abs(classified_share[n] - gen_share[n]) for n in names),
-           "max_abs_diff_vs_labels": max(abs(real_share[n] - gen_share[n]) for n in names)}
+           "max_abs_diff_vs_labels": max(abs(real_share[n] - gen_share[n]) for n in names),
+           "max_abs_diff_floor": _share_gap_floor(out_of_fold, names, min(len(gen_images), len(x) // 2), seed)}
     if embedded is not None:
         real_f, gen_f = embedded
         out["precision_by_mode"] = {
