@@ -9,6 +9,7 @@ reject."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -22,6 +23,12 @@ SYMMETRY_NAMES = {(0, False): "identity", (1, False): "rot90", (2, False): "rot1
 SYMMETRY_ALPHA = 0.01  # a symmetry is dropped when the images reject it at this level
 
 
+def apply_symmetry(x: torch.Tensor, element: Symmetry) -> torch.Tensor:
+    """``element`` applied to the last two (image) dimensions of ``x``."""
+    r, flip = element
+    return torch.rot90(x.flip(-1) if flip else x, r, dims=(-2, -1))
+
+
 def dihedral(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Random 90° rotation and horizontal flip per image of an N×C×H×W batch."""
     k = torch.randint(0, 4, (len(x),), generator=g)
@@ -30,16 +37,9 @@ def dihedral(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     for rot in range(4):
         for fl in (False, True):
             sel = (k == rot) & (flip == fl)
-            if sel.any():
-                y = torch.rot90(x[sel], rot, dims=(2, 3))
-                out[sel] = torch.flip(y, dims=(3,)) if fl else y
+            if sel.any():  # rotate, then flip = flip, then rotate the other way
+                out[sel] = apply_symmetry(x[sel], ((-rot) % 4 if fl else rot, fl))
     return out
-
-
-def apply_symmetry(x: torch.Tensor, element: Symmetry) -> torch.Tensor:
-    """``element`` applied to the last two (image) dimensions of ``x``."""
-    r, flip = element
-    return torch.rot90(x.flip(-1) if flip else x, r, dims=(-2, -1))
 
 
 def random_symmetry(x: torch.Tensor, group: tuple[Symmetry, ...], g: torch.Generator) -> torch.Tensor:
@@ -63,7 +63,8 @@ def _compose(a: Symmetry, b: Symmetry) -> Symmetry:
     return next(e for e in SYMMETRIES if torch.equal(apply_symmetry(probe, e), target))
 
 
-def subgroups() -> list[tuple[Symmetry, ...]]:
+@functools.cache
+def subgroups() -> tuple[tuple[Symmetry, ...], ...]:
     """The 10 subgroups of the square's symmetry group, largest first."""
     others = SYMMETRIES[1:]
     found = []
@@ -72,7 +73,7 @@ def subgroups() -> list[tuple[Symmetry, ...]]:
             group = ((0, False), *subset)
             if all(_compose(a, b) in group for a in group for b in group):
                 found.append(group)
-    return found
+    return tuple(found)
 
 
 def _orientation_features(images: np.ndarray) -> np.ndarray:
