@@ -18,9 +18,9 @@ import argparse
 import json
 import os
 
+from common import Timer, report
 from threadpoolctl import threadpool_limits
 
-from common import Timer, report
 from svpgen.evaluate.audit import realism_lenses
 from svpgen.simulate import simulate
 
@@ -35,18 +35,27 @@ def main() -> None:
     gen = simulate({args.label: args.generated}, seed=2).particles.images
     subtypes = real.table["subtype"].to_numpy()
     rows, results = [], {}
-    runs = (("one after another (baseline)", None, None), ("one after another, 1 BLAS/OpenMP thread", None, 1),
-            (f"n_jobs=-1 ({os.cpu_count()} processes, 1 thread each)", -1, None))
+    runs = (
+        ("one after another (baseline)", None, None),
+        ("one after another, 1 BLAS/OpenMP thread", None, 1),
+        (f"n_jobs=-1 ({os.cpu_count()} processes, 1 thread each)", -1, None),
+    )
     for name, n_jobs, threads in runs:
         with Timer() as t, threadpool_limits(threads):
-            results[name] = realism_lenses(real.images, subtypes, gen, args.generated, n_jobs=n_jobs)
+            results[name] = realism_lenses(
+                real.images, subtypes, gen, args.generated, n_jobs=n_jobs
+            )
         rows.append({"fits": name, "seconds": t.seconds})
     base = rows[0]["seconds"]
     for row in rows:
         row["speed-up"] = base / row["seconds"]
     first, *others = (json.dumps(r, sort_keys=True) for r in results.values())
     same = all(o == first for o in others)
-    report("audit_lenses", rows, {"label": args.label, "lenses": results[runs[-1][0]], "same_numbers": same})
+    report(
+        "audit_lenses",
+        rows,
+        {"label": args.label, "lenses": results[runs[-1][0]], "same_numbers": same},
+    )
     print("same numbers in every row:", same)
     if not same:
         raise SystemExit("the parallel fits changed the lenses' numbers")

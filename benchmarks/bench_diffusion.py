@@ -12,8 +12,8 @@ import argparse
 import time
 
 import torch
-
 from common import forward_flops, matmul_peak_gflops, report
+
 from svpgen.diffusion.config import PRESETS as DIFFUSION_PRESETS
 from svpgen.diffusion.generator import Generator
 from svpgen.diffusion.unet import UNet
@@ -40,7 +40,11 @@ def train_rate(unet_cfg, batch: int, channels_last: bool, steps: int = 3) -> tup
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True, help="a trained diffusion model directory (e.g. from the quick study)")
+    ap.add_argument(
+        "--model",
+        required=True,
+        help="a trained diffusion model directory (e.g. from the quick study)",
+    )
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--samplers", default="dpmpp-20,ddim-50,ddpm-1000")
     args = ap.parse_args()
@@ -52,18 +56,38 @@ def main() -> None:
         start = time.perf_counter()
         generator.sample(args.n, name, int(steps), seed=0, batch_size=128, progress=True)
         sec = time.perf_counter() - start
-        rows.append({"what": f"generate {args.n} images, {spec} (quick model)", "seconds": sec, "rate": args.n * int(steps) / sec, "unit": "img-steps/s"})
+        rows.append(
+            {
+                "what": f"generate {args.n} images, {spec} (quick model)",
+                "seconds": sec,
+                "rate": args.n * int(steps) / sec,
+                "unit": "img-steps/s",
+            }
+        )
     for label, preset, batch in (("paper U-Net", "paper", 8), ("quick U-Net", "quick", 32)):
         cfg = DIFFUSION_PRESETS[preset].unet
         for cl in (False, True):
             rate, flops = train_rate(cfg, batch, cl)
             gflops = rate * flops / 1e9
-            rows.append({"what": f"train {label} (batch {batch}) fp32{' + channels_last' if cl else ' (default)'}",
-                         "rate": rate, "unit": "img/s", "GFLOP/s": gflops, "pct_of_matmul_peak": 100 * gflops / peak})
+            rows.append(
+                {
+                    "what": f"train {label} (batch {batch}) fp32{' + channels_last' if cl else ' (default)'}",
+                    "rate": rate,
+                    "unit": "img/s",
+                    "GFLOP/s": gflops,
+                    "pct_of_matmul_peak": 100 * gflops / peak,
+                }
+            )
     # bf16 autocast on this CPU (no native bf16): one step is enough to see the slowdown
     with torch.autocast("cpu", dtype=torch.bfloat16):
         rate, _ = train_rate(DIFFUSION_PRESETS["quick"].unet, 32, True, steps=1)
-    rows.append({"what": "train quick U-Net (batch 32) bf16 autocast + channels_last", "rate": rate, "unit": "img/s"})
+    rows.append(
+        {
+            "what": "train quick U-Net (batch 32) bf16 autocast + channels_last",
+            "rate": rate,
+            "unit": "img/s",
+        }
+    )
     report("bench_diffusion", rows, {"matmul_peak_gflops": peak})
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from common import report
+
 from svpgen import Generator
 from svpgen.data.store import ParticleStore, provenance_record
 from svpgen.diffusion.config import PRESETS
@@ -51,25 +51,58 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=PRESETS["quick"].batch_size)
     ap.add_argument("--lr", type=float, default=PRESETS["quick"].lr)
     ap.add_argument("--seed", type=int, default=77, help="the simulated training images' seed")
-    ap.add_argument("--mixture", type=int, default=PRESETS["quick"].latent.mixture, help="Gaussians in the latent prior (1: one Gaussian)")
+    ap.add_argument(
+        "--mixture",
+        type=int,
+        default=PRESETS["quick"].latent.mixture,
+        help="Gaussians in the latent prior (1: one Gaussian)",
+    )
     args = ap.parse_args()
     epochs = max(10, round(args.steps * args.batch / IMAGES))
     every = epochs // 10
-    cfg = replace(PRESETS["quick"], latent=replace(PRESETS["quick"].latent, mixture=args.mixture),
-                  batch_size=args.batch, lr=args.lr, epochs=epochs, checkpoint_every=epochs,
-                  fid_epochs=tuple(range(every, epochs + 1, every)))
+    cfg = replace(
+        PRESETS["quick"],
+        latent=replace(PRESETS["quick"].latent, mixture=args.mixture),
+        batch_size=args.batch,
+        lr=args.lr,
+        epochs=epochs,
+        checkpoint_every=epochs,
+        fid_epochs=tuple(range(every, epochs + 1, every)),
+    )
     rows = []
     start = time.perf_counter()
 
     def hook(g: Generator, epoch: int) -> dict:
-        rows.append({"step": epoch * -(-IMAGES // args.batch), "seconds": time.perf_counter() - start, "departure_gray_levels": departure(g)})
+        rows.append(
+            {
+                "step": epoch * -(-IMAGES // args.batch),
+                "seconds": time.perf_counter() - start,
+                "departure_gray_levels": departure(g),
+            }
+        )
         return {}
 
     with tempfile.TemporaryDirectory() as tmp:
-        sim = simulate({args.label: IMAGES}, seed=args.seed, config=SimConfig(workers=2, label_noise=0)).particles
-        store = ParticleStore.write(Path(tmp) / "train", sim, provenance_record("bench_latent_plateau"))
-        train_diffusion(store.path, Path(tmp) / "model", args.label, cfg, progress=False, device="cpu", eval_hook=hook)
-    report(f"bench_latent_plateau_{args.label}_m{args.mixture}_b{args.batch}_lr{args.lr:g}_s{args.steps}", rows, vars(args))
+        sim = simulate(
+            {args.label: IMAGES}, seed=args.seed, config=SimConfig(workers=2, label_noise=0)
+        ).particles
+        store = ParticleStore.write(
+            Path(tmp) / "train", sim, provenance_record("bench_latent_plateau")
+        )
+        train_diffusion(
+            store.path,
+            Path(tmp) / "model",
+            args.label,
+            cfg,
+            progress=False,
+            device="cpu",
+            eval_hook=hook,
+        )
+    report(
+        f"bench_latent_plateau_{args.label}_m{args.mixture}_b{args.batch}_lr{args.lr:g}_s{args.steps}",
+        rows,
+        vars(args),
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import report
+
 from svpgen import Generator
 from svpgen.data.store import ParticleStore
 from svpgen.evaluate import generative
@@ -28,7 +28,11 @@ from svpgen.evaluate.audit import realism_lenses
 from svpgen.evaluate.features import EncoderFeatures
 
 REFERENCE = {"epsilon": "ddpm-1000", "v": "ddpm-1000", "edm": "edm-sde-200"}
-ALTERNATIVES = {"epsilon": ["ddim-50", "sde-dpmpp-20"], "v": ["ddim-50", "sde-dpmpp-20"], "edm": ["edm-sde-20", "edm-euler-40"]}
+ALTERNATIVES = {
+    "epsilon": ["ddim-50", "sde-dpmpp-20"],
+    "v": ["ddim-50", "sde-dpmpp-20"],
+    "edm": ["edm-sde-20", "edm-euler-40"],
+}
 
 
 def samplers_for(g: Generator) -> list[str]:
@@ -41,18 +45,37 @@ def samplers_for(g: Generator) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--study", type=Path, default=Path("runs/demo"), help="a finished study (models, encoder, eval pool)")
-    ap.add_argument("--n", type=int, default=200, help="generated and real images per comparison (the floor uses another n real)")
-    ap.add_argument("--samplers", help="comma-separated name-steps (default: the model's, alternatives, the long reference)")
+    ap.add_argument(
+        "--study",
+        type=Path,
+        default=Path("runs/demo"),
+        help="a finished study (models, encoder, eval pool)",
+    )
+    ap.add_argument(
+        "--n",
+        type=int,
+        default=200,
+        help="generated and real images per comparison (the floor uses another n real)",
+    )
+    ap.add_argument(
+        "--samplers",
+        help="comma-separated name-steps (default: the model's, alternatives, the long reference)",
+    )
     args = ap.parse_args()
     encoder = EncoderFeatures(args.study / "encoder")
     held_out = ParticleStore(args.study / "data" / "eval")
     rows = []
-    for model_dir in sorted(p for p in (args.study / "diffusion").iterdir() if (p / "config.json").exists()):
+    for model_dir in sorted(
+        p for p in (args.study / "diffusion").iterdir() if (p / "config.json").exists()
+    ):
         g = Generator.from_pretrained(model_dir)
         idx = held_out.indices(label=g.label)
         real = np.asarray(held_out.images[idx])
-        subtypes = held_out.table["subtype"].to_numpy()[idx] if "subtype" in held_out.table.columns else None
+        subtypes = (
+            held_out.table["subtype"].to_numpy()[idx]
+            if "subtype" in held_out.table.columns
+            else None
+        )
         n = min(args.n, len(real) // 2)
         real_f = encoder(real[:n])
         floor = generative.fid(real_f, encoder(real[n : 2 * n]))
@@ -67,16 +90,36 @@ def main() -> None:
             pr = generative.precision_recall(real_f, gen_f)
             lenses = realism_lenses(real, subtypes, imgs, n, seeds=range(3), n_jobs=-1)
             modes = lenses.get("modes")
-            rows.append({
-                "class": g.label, "sampler": spec, "n": n, "seconds": sec, "FID": q["fid"], "FID_lo95": q["fid_ci95"][0],
-                "FID_hi95": q["fid_ci95"][1], "floor": floor, "FID/floor": q["fid"] / floor, "precision": pr["precision"],
-                "recall": pr["recall"], "AUC_logreg": lenses["two_sample_auc"]["logreg"], "AUC_gbm": lenses["two_sample_auc"]["gbm"],
-                "max_mode_gap": modes["max_abs_diff"] if modes else float("nan"),
-                "mode_gap_real_vs_real": modes["max_abs_diff_floor"] if modes else float("nan"),
-                "modes_gen": ", ".join(f"{k} {v:.2f}" for k, v in modes["generated"].items()) if modes else "",
-                "modes_real": ", ".join(f"{k} {v:.2f}" for k, v in modes["real"].items()) if modes else "",
-                "modes_real_classified": ", ".join(f"{k} {v:.2f}" for k, v in modes["real_classified"].items()) if modes else "",
-            })
+            rows.append(
+                {
+                    "class": g.label,
+                    "sampler": spec,
+                    "n": n,
+                    "seconds": sec,
+                    "FID": q["fid"],
+                    "FID_lo95": q["fid_ci95"][0],
+                    "FID_hi95": q["fid_ci95"][1],
+                    "floor": floor,
+                    "FID/floor": q["fid"] / floor,
+                    "precision": pr["precision"],
+                    "recall": pr["recall"],
+                    "AUC_logreg": lenses["two_sample_auc"]["logreg"],
+                    "AUC_gbm": lenses["two_sample_auc"]["gbm"],
+                    "max_mode_gap": modes["max_abs_diff"] if modes else float("nan"),
+                    "mode_gap_real_vs_real": modes["max_abs_diff_floor"] if modes else float("nan"),
+                    "modes_gen": ", ".join(f"{k} {v:.2f}" for k, v in modes["generated"].items())
+                    if modes
+                    else "",
+                    "modes_real": ", ".join(f"{k} {v:.2f}" for k, v in modes["real"].items())
+                    if modes
+                    else "",
+                    "modes_real_classified": ", ".join(
+                        f"{k} {v:.2f}" for k, v in modes["real_classified"].items()
+                    )
+                    if modes
+                    else "",
+                }
+            )
     report("bench_sampler_quality", rows, {"study": str(args.study)})
 
 

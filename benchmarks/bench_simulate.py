@@ -18,6 +18,7 @@ import sys
 from dataclasses import replace
 
 from common import Timer, report
+
 from svpgen.simulate import SimConfig, simulate
 
 # the workload timed in another checkout (its own svpgen on PYTHONPATH, default settings)
@@ -32,7 +33,13 @@ t = time.perf_counter(); simulate(counts, seed=0); print(time.perf_counter() - t
 
 def _time_other(src: str, counts: dict) -> float:
     env = {**os.environ, "PYTHONPATH": src}
-    out = subprocess.run([sys.executable, "-c", _OTHER, json.dumps(counts)], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _OTHER, json.dumps(counts)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -40,28 +47,65 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=500_000, help="protein particles for the headline run")
     ap.add_argument("--mix", type=int, default=30_000, help="particles of the 1:1:1 mixed run")
-    ap.add_argument("--compare-with", metavar="SRC", help="the src/ folder of another svpgen checkout to time on the same workloads")
+    ap.add_argument(
+        "--compare-with",
+        metavar="SRC",
+        help="the src/ folder of another svpgen checkout to time on the same workloads",
+    )
     args = ap.parse_args()
     cfg = SimConfig()
     rows = []
     third = args.mix // 3
     mix = {"protein": third, "silicone_oil": third, "air_bubble": third}
     simulate({"protein": 1000}, seed=5, config=cfg)  # warm-up, as for the other checkout
-    for label, workers in (("baseline: 1 worker", 1), (f"{cfg.workers} workers (default)", cfg.workers)):
+    for label, workers in (
+        ("baseline: 1 worker", 1),
+        (f"{cfg.workers} workers (default)", cfg.workers),
+    ):
         with Timer() as t:
             simulate(mix, seed=0, config=replace(cfg, workers=workers))
-        rows.append({"run": f"{3 * third:,} mixed 1:1:1, {label}", "seconds": t.seconds, "particles_per_s": 3 * third / t.seconds})
+        rows.append(
+            {
+                "run": f"{3 * third:,} mixed 1:1:1, {label}",
+                "seconds": t.seconds,
+                "particles_per_s": 3 * third / t.seconds,
+            }
+        )
     if args.compare_with:
         seconds = _time_other(args.compare_with, mix)
-        rows.append({"run": f"{3 * third:,} mixed 1:1:1, {args.compare_with} (default workers)", "seconds": seconds,
-                     "particles_per_s": 3 * third / seconds})
+        rows.append(
+            {
+                "run": f"{3 * third:,} mixed 1:1:1, {args.compare_with} (default workers)",
+                "seconds": seconds,
+                "particles_per_s": 3 * third / seconds,
+            }
+        )
         seconds = _time_other(args.compare_with, {"protein": args.n})
-        rows.append({"run": f"{args.n:,} protein, {args.compare_with}", "seconds": seconds, "particles_per_s": args.n / seconds})
+        rows.append(
+            {
+                "run": f"{args.n:,} protein, {args.compare_with}",
+                "seconds": seconds,
+                "particles_per_s": args.n / seconds,
+            }
+        )
     with Timer() as t:
         simulate({"protein": args.n}, seed=0, config=cfg, progress=True)
-    rows.append({"run": f"{args.n:,} protein, {cfg.workers} workers", "seconds": t.seconds, "particles_per_s": args.n / t.seconds})
-    report("bench_simulate", rows, {"cpus": os.cpu_count(), "compare_with": args.compare_with,
-                                    "claim_500k_under_120s": t.seconds < 120 if args.n >= 500_000 else None})
+    rows.append(
+        {
+            "run": f"{args.n:,} protein, {cfg.workers} workers",
+            "seconds": t.seconds,
+            "particles_per_s": args.n / t.seconds,
+        }
+    )
+    report(
+        "bench_simulate",
+        rows,
+        {
+            "cpus": os.cpu_count(),
+            "compare_with": args.compare_with,
+            "claim_500k_under_120s": t.seconds < 120 if args.n >= 500_000 else None,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -15,11 +15,13 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-
 from common import report
+
 from svpgen.simulate.realism import realism, realism_figure, two_sample_auc
 
-DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "paper_fig5" / "tiles.npz"
+DEFAULT_FIXTURES = (
+    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "paper_fig5" / "tiles.npz"
+)
 LABELS = ("silicone_oil", "air_bubble")
 
 
@@ -41,23 +43,67 @@ def main() -> None:
         res = realism(label, real, seeds=seeds, n_jobs=-1)
         results.append(res)
         s = res.summary()
-        paper = [two_sample_auc(real, tiles[f"generated_{label}"], seed, n_jobs=-1) for seed in seeds]
-        paper_any = [two_sample_auc(real, tiles[f"generated_{label}"], seed, orientation="random", n_jobs=-1) for seed in seeds]
-        for name, aucs, any_o in (("simulator (svpgen)", res.auc, res.auc_any_orientation),
-                                  ("paper's generated images", {k: [p[k] for p in paper] for k in paper[0]}, {k: [p[k] for p in paper_any] for k in paper_any[0]})):
+        paper = [
+            two_sample_auc(real, tiles[f"generated_{label}"], seed, n_jobs=-1) for seed in seeds
+        ]
+        paper_any = [
+            two_sample_auc(real, tiles[f"generated_{label}"], seed, orientation="random", n_jobs=-1)
+            for seed in seeds
+        ]
+        for name, aucs, any_o in (
+            ("simulator (svpgen)", res.auc, res.auc_any_orientation),
+            (
+                "paper's generated images",
+                {k: [p[k] for p in paper] for k in paper[0]},
+                {k: [p[k] for p in paper_any] for k in paper_any[0]},
+            ),
+        ):
             lr, gb = _mean_std(aucs["logreg"]), _mean_std(aucs["gbm"])
-            rows.append({"class": label, "vs real": name, "AUC logreg": lr[0], "±": lr[1], "AUC gbm": gb[0], "± ": gb[1],
-                         "any orientation logreg": float(np.mean(any_o["logreg"])), "any orientation gbm": float(np.mean(any_o["gbm"]))})
-        rows[-2] |= {"real median diameter px": s["real_median_diameter_px"], "sim median diameter px": s["sim_median_diameter_px"],
-                     "max |median profile diff|": s["profile_max_abs_diff"]}
-    between = [two_sample_auc(tiles["real_air_bubble"], tiles["real_silicone_oil"], seed, n_jobs=-1) for seed in seeds]
+            rows.append(
+                {
+                    "class": label,
+                    "vs real": name,
+                    "AUC logreg": lr[0],
+                    "±": lr[1],
+                    "AUC gbm": gb[0],
+                    "± ": gb[1],
+                    "any orientation logreg": float(np.mean(any_o["logreg"])),
+                    "any orientation gbm": float(np.mean(any_o["gbm"])),
+                }
+            )
+        rows[-2] |= {
+            "real median diameter px": s["real_median_diameter_px"],
+            "sim median diameter px": s["sim_median_diameter_px"],
+            "max |median profile diff|": s["profile_max_abs_diff"],
+        }
+    between = [
+        two_sample_auc(tiles["real_air_bubble"], tiles["real_silicone_oil"], seed, n_jobs=-1)
+        for seed in seeds
+    ]
     lr, gb = _mean_std([b["logreg"] for b in between]), _mean_std([b["gbm"] for b in between])
-    rows.append({"class": "real bubbles", "vs real": "real droplets", "AUC logreg": lr[0], "±": lr[1], "AUC gbm": gb[0], "± ": gb[1]})
+    rows.append(
+        {
+            "class": "real bubbles",
+            "vs real": "real droplets",
+            "AUC logreg": lr[0],
+            "±": lr[1],
+            "AUC gbm": gb[0],
+            "± ": gb[1],
+        }
+    )
     if args.figure:
         realism_figure(results, {label: tiles[f"real_{label}"] for label in LABELS}, args.figure)
         print(f"figure: {args.figure}")
-    report("bench_simulator_realism", rows, {"seeds": args.seeds, "claim_auc_at_most_0.75": all(
-        max(np.mean(r.auc["gbm"]), np.mean(r.auc["logreg"])) <= 0.75 for r in results)})
+    report(
+        "bench_simulator_realism",
+        rows,
+        {
+            "seeds": args.seeds,
+            "claim_auc_at_most_0.75": all(
+                max(np.mean(r.auc["gbm"]), np.mean(r.auc["logreg"])) <= 0.75 for r in results
+            ),
+        },
+    )
 
 
 if __name__ == "__main__":

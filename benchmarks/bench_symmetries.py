@@ -24,8 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-
 from common import report
+
 from svpgen import Generator
 from svpgen.data.augment import invariant_symmetries
 from svpgen.diffusion.config import PRESETS
@@ -50,28 +50,71 @@ def main() -> None:
             real, subtypes = held_out_real(study_model, args.study / "data" / "eval")
             m = min(args.n, len(real) // 2)
             for setting in SETTINGS:
-                cfg = replace(PRESETS["quick"], symmetries=setting, fid_epochs=(), checkpoint_every=PRESETS["quick"].epochs)
+                cfg = replace(
+                    PRESETS["quick"],
+                    symmetries=setting,
+                    fid_epochs=(),
+                    checkpoint_every=PRESETS["quick"].epochs,
+                )
                 start = time.perf_counter()
-                train_diffusion(store, Path(tmp) / f"{label}_{setting}", label, cfg, progress=False, device="cpu")
+                train_diffusion(
+                    store,
+                    Path(tmp) / f"{label}_{setting}",
+                    label,
+                    cfg,
+                    progress=False,
+                    device="cpu",
+                )
                 seconds = time.perf_counter() - start
                 g = Generator.from_pretrained(Path(tmp) / f"{label}_{setting}", "cpu")
                 draws = []
                 for seed in range(args.seeds):
                     gen = g.sample(args.n, seed=seed)
                     lens = realism_lenses(real, subtypes, gen, m, n_jobs=-1)
-                    turned = two_sample_auc(real[:m], gen[:m], seed, orientation="random", n_jobs=-1)
-                    draws.append((lens["two_sample_auc"]["logreg"], lens["two_sample_auc"]["gbm"], turned["gbm"],
-                                  lens["modes"]["max_abs_diff"] if "modes" in lens else np.nan))
+                    turned = two_sample_auc(
+                        real[:m], gen[:m], seed, orientation="random", n_jobs=-1
+                    )
+                    draws.append(
+                        (
+                            lens["two_sample_auc"]["logreg"],
+                            lens["two_sample_auc"]["gbm"],
+                            turned["gbm"],
+                            lens["modes"]["max_abs_diff"] if "modes" in lens else np.nan,
+                        )
+                    )
                 d = np.array(draws)
-                rows.append({"class": label, "symmetries": setting, "kept": ", ".join(g.metadata.get("symmetries", ["all eight"])),
-                             "train_s": seconds, "AUC_logreg": d[:, 0].mean(), "AUC_gbm": d[:, 1].mean(),
-                             "AUC_gbm_sd": d[:, 1].std(ddof=1) if len(d) > 1 else np.nan, "AUC_gbm_random_orientation": d[:, 2].mean(),
-                             "mode_gap": d[:, 3].mean(), "mode_gap_max": d[:, 3].max()})
+                rows.append(
+                    {
+                        "class": label,
+                        "symmetries": setting,
+                        "kept": ", ".join(g.metadata.get("symmetries", ["all eight"])),
+                        "train_s": seconds,
+                        "AUC_logreg": d[:, 0].mean(),
+                        "AUC_gbm": d[:, 1].mean(),
+                        "AUC_gbm_sd": d[:, 1].std(ddof=1) if len(d) > 1 else np.nan,
+                        "AUC_gbm_random_orientation": d[:, 2].mean(),
+                        "mode_gap": d[:, 3].mean(),
+                        "mode_gap_max": d[:, 3].max(),
+                    }
+                )
             _, p = invariant_symmetries(study_model.training_images())
             half = len(real) // 2
-            oriented = [two_sample_auc(real[:half], random_orientation(real[half : 2 * half], s), s, n_jobs=-1)["gbm"] for s in range(3)]
-            rows.append({"class": label, "symmetries": "real vs re-oriented real", "AUC_gbm": float(np.mean(oriented)),
-                         "symmetry test p (training images)": ", ".join(f"{k} {v:.3g}" for k, v in p.items())})
+            oriented = [
+                two_sample_auc(
+                    real[:half], random_orientation(real[half : 2 * half], s), s, n_jobs=-1
+                )["gbm"]
+                for s in range(3)
+            ]
+            rows.append(
+                {
+                    "class": label,
+                    "symmetries": "real vs re-oriented real",
+                    "AUC_gbm": float(np.mean(oriented)),
+                    "symmetry test p (training images)": ", ".join(
+                        f"{k} {v:.3g}" for k, v in p.items()
+                    ),
+                }
+            )
     report("bench_symmetries", rows, {"study": str(args.study), "seeds": args.seeds, "n": args.n})
 
 

@@ -23,6 +23,7 @@ class Timer:
 def report(name: str, rows: list[dict], extra: dict | None = None) -> Path:
     """Print rows as an aligned table and write them to benchmarks/results/<name>.json."""
     cols = list(dict.fromkeys(k for r in rows for k in r))
+
     def fmt(v) -> str:
         if isinstance(v, float):
             return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
@@ -37,7 +38,11 @@ def report(name: str, rows: list[dict], extra: dict | None = None) -> Path:
     out = RESULTS / f"{name}.json"
     record = {
         "benchmark": name,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "rows": rows,
         **(extra or {}),
     }

@@ -16,15 +16,17 @@ import argparse
 import time
 
 import torch
-
 from common import report
+
 from svpgen.diffusion.config import DiffusionConfig
 from svpgen.diffusion.sample import sample_images
 from svpgen.diffusion.schedule import training_batch, training_scheduler
 from svpgen.diffusion.unet import UNet
 
 
-def time_training(cfg: DiffusionConfig, batch: int, bf16: bool, channels_last: bool, compile_: bool, steps: int) -> float:
+def time_training(
+    cfg: DiffusionConfig, batch: int, bf16: bool, channels_last: bool, compile_: bool, steps: int
+) -> float:
     """Images per second over ``steps`` training steps (after warm-up)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = UNet(cfg.unet).cuda().to(memory_format=fmt)
@@ -37,7 +39,11 @@ def time_training(cfg: DiffusionConfig, batch: int, bf16: bool, channels_last: b
     def step():
         idx = torch.randint(0, len(images), (batch,), generator=g).cuda()
         x_in, t, target, _ = training_batch(cfg.schedule, images[idx].cpu(), g, ddpm)
-        x_in, t, target = x_in.cuda(non_blocking=True).contiguous(memory_format=fmt), t.cuda(), target.cuda()
+        x_in, t, target = (
+            x_in.cuda(non_blocking=True).contiguous(memory_format=fmt),
+            t.cuda(),
+            target.cuda(),
+        )
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
             loss = (net(x_in, t) - target).abs().mean()
         opt.zero_grad(set_to_none=True)
@@ -66,25 +72,50 @@ def main() -> None:
     cfg = DiffusionConfig.from_preset("paper")
     images_per_class = cfg.epochs * (cfg.max_images or 1000)
     rows = []
-    for batch, bf16, cl, comp in ((32, False, False, False), (32, True, False, False), (32, True, True, False), (32, True, True, True),
-                                  (64, True, True, False), (128, True, True, False), (128, True, True, True)):
+    for batch, bf16, cl, comp in (
+        (32, False, False, False),
+        (32, True, False, False),
+        (32, True, True, False),
+        (32, True, True, True),
+        (64, True, True, False),
+        (128, True, True, False),
+        (128, True, True, True),
+    ):
         try:
             rate = time_training(cfg, batch, bf16, cl, comp, args.steps)
         except Exception as err:  # e.g. a compile failure: record it and go on
-            rows.append({"what": f"train batch {batch} bf16={bf16} channels_last={cl} compile={comp}", "error": str(err)[:80]})
+            rows.append(
+                {
+                    "what": f"train batch {batch} bf16={bf16} channels_last={cl} compile={comp}",
+                    "error": str(err)[:80],
+                }
+            )
             continue
-        rows.append({"what": f"train batch {batch} bf16={bf16} channels_last={cl} compile={comp}", "img/s": rate,
-                     "hours per class (1000 epochs × 1000 images)": images_per_class / rate / 3600})
+        rows.append(
+            {
+                "what": f"train batch {batch} bf16={bf16} channels_last={cl} compile={comp}",
+                "img/s": rate,
+                "hours per class (1000 epochs × 1000 images)": images_per_class / rate / 3600,
+            }
+        )
     model = UNet(cfg.unet).cuda().eval()
     for sampler, steps in (("ddpm", None), ("dpmpp", 20)):
         torch.cuda.synchronize()
         start = time.perf_counter()
-        sample_images(model, cfg, args.sample_n, sampler, steps, batch_size=args.sample_n, device="cuda")
+        sample_images(
+            model, cfg, args.sample_n, sampler, steps, batch_size=args.sample_n, device="cuda"
+        )
         torch.cuda.synchronize()
         sec = time.perf_counter() - start
         nfe = cfg.schedule.timesteps if steps is None else steps
-        rows.append({"what": f"sample {args.sample_n} images {sampler}-{nfe}", "seconds": sec, "network evaluations": nfe,
-                     "seconds per 1,000 images": sec / args.sample_n * 1000})
+        rows.append(
+            {
+                "what": f"sample {args.sample_n} images {sampler}-{nfe}",
+                "seconds": sec,
+                "network evaluations": nfe,
+                "seconds per 1,000 images": sec / args.sample_n * 1000,
+            }
+        )
     report("gpu_paper_preset", rows, {"device": torch.cuda.get_device_name()})
 
 

@@ -13,7 +13,10 @@ from PIL import Image
 def shared_fixtures() -> Path | None:
     """The project's real reference data (``../shared/fixtures`` beside the repository, or
     ``$SVPGEN_FIXTURES``); None when this checkout has none."""
-    for candidate in (os.environ.get("SVPGEN_FIXTURES"), Path(__file__).resolve().parents[2] / "shared" / "fixtures"):
+    for candidate in (
+        os.environ.get("SVPGEN_FIXTURES"),
+        Path(__file__).resolve().parents[2] / "shared" / "fixtures",
+    ):
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
     return None
@@ -27,7 +30,9 @@ def real_fixtures() -> Path:
     return path
 
 
-def particle_image(rng: np.random.Generator, h: int = 40, w: int = 48, dark: int = 80) -> np.ndarray:
+def particle_image(
+    rng: np.random.Generator, h: int = 40, w: int = 48, dark: int = 80
+) -> np.ndarray:
     """A gray blob on a 175 background, uint8."""
     yy, xx = np.mgrid[:h, :w]
     r = np.hypot(yy - h / 2, xx - w / 2)
@@ -51,16 +56,27 @@ def class_tree(tmp_path: Path, rng) -> Path:
     return root
 
 
-def write_lst(path: Path, fields: list[tuple[str, str]], rows: list[list], version: str = "017") -> None:
+def write_lst(
+    path: Path, fields: list[tuple[str, str]], rows: list[list], version: str = "017"
+) -> None:
     lines = [version, f"num-fields|{len(fields)}"] + [f"{n}|{t}" for n, t in fields]
     lines += ["|".join(str(v) for v in row) for row in rows]
     path.write_text("\n".join(lines) + "\n")
 
 
 LST_FIELDS = [
-    ("id", "int32"), ("image_x", "int32"), ("image_y", "int32"), ("image_w", "int32"), ("image_h", "int32"),
-    ("cal_const", "double"), ("fringe_size", "double"), ("raw_feret_mean", "double"), ("esd_diameter", "double"),
-    ("aspect_ratio", "double"), ("timestamp", "timestamp"), ("collage_file", "string"),
+    ("id", "int32"),
+    ("image_x", "int32"),
+    ("image_y", "int32"),
+    ("image_w", "int32"),
+    ("image_h", "int32"),
+    ("cal_const", "double"),
+    ("fringe_size", "double"),
+    ("raw_feret_mean", "double"),
+    ("esd_diameter", "double"),
+    ("aspect_ratio", "double"),
+    ("timestamp", "timestamp"),
+    ("collage_file", "string"),
 ]
 
 
@@ -81,7 +97,20 @@ def flowcam_export(tmp_path: Path, rng) -> tuple[Path, list[np.ndarray]]:
     tifffile.imwrite(folder / "run1_000001.tif", collage)
     tifffile.imwrite(folder / "run1_000001_bin.tif", (collage < 120).astype(np.uint8) * 255)
     rows = [
-        [i + 1, x, y, w, h, 0.55, 1.0, 20.0 + i, 10.0 + i, 0.9, "2015-01-30T21:40:43.475", "run1_000001.tif"]
+        [
+            i + 1,
+            x,
+            y,
+            w,
+            h,
+            0.55,
+            1.0,
+            20.0 + i,
+            10.0 + i,
+            0.9,
+            "2015-01-30T21:40:43.475",
+            "run1_000001.tif",
+        ]
         for i, (x, y, w, h) in enumerate(boxes)
     ]
     write_lst(folder / "run1.lst", LST_FIELDS, rows)
@@ -95,7 +124,11 @@ def sim_store(tmp_path_factory) -> Path:
     from svpgen.simulate import SimConfig, simulate
 
     path = tmp_path_factory.mktemp("data") / "sim"
-    sim = simulate({"protein": 60, "silicone_oil": 40, "air_bubble": 40}, seed=11, config=SimConfig(workers=1, label_noise=0.0))
+    sim = simulate(
+        {"protein": 60, "silicone_oil": 40, "air_bubble": 40},
+        seed=11,
+        config=SimConfig(workers=1, label_noise=0.0),
+    )
     ParticleStore.write(path, sim.particles, provenance_record("test fixture", seed=11))
     return path
 
@@ -109,7 +142,20 @@ def smoke_classifier(sim_store, tmp_path_factory) -> Path:
     from svpgen.cli import main
 
     out = tmp_path_factory.mktemp("models") / "smoke_classifier"
-    res = CliRunner().invoke(main, ["train-classifier", str(sim_store), str(out), "--preset", "smoke", "--lr", "0.003", "--device", "cpu"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "train-classifier",
+            str(sim_store),
+            str(out),
+            "--preset",
+            "smoke",
+            "--lr",
+            "0.003",
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     return out
 
@@ -126,7 +172,19 @@ def smoke_generator(sim_store, smoke_classifier, tmp_path_factory) -> Path:
     from svpgen.evaluate.features import EncoderFeatures
 
     out = tmp_path_factory.mktemp("models") / "smoke_generator"
-    cfg = replace(DiffusionConfig.from_preset("smoke"), epochs=8, fid_epochs=(4, 8), fid_samples=12, sampler_steps=3)
-    hook = fid_hook(load_training_images(sim_store, "silicone_oil", cfg.max_images, cfg.seed), EncoderFeatures(smoke_classifier, device="cpu"), cfg.fid_samples)
-    train_diffusion(sim_store, out, "silicone_oil", cfg, eval_hook=hook, progress=False, device="cpu")
+    cfg = replace(
+        DiffusionConfig.from_preset("smoke"),
+        epochs=8,
+        fid_epochs=(4, 8),
+        fid_samples=12,
+        sampler_steps=3,
+    )
+    hook = fid_hook(
+        load_training_images(sim_store, "silicone_oil", cfg.max_images, cfg.seed),
+        EncoderFeatures(smoke_classifier, device="cpu"),
+        cfg.fid_samples,
+    )
+    train_diffusion(
+        sim_store, out, "silicone_oil", cfg, eval_hook=hook, progress=False, device="cpu"
+    )
     return out

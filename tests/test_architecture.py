@@ -13,7 +13,20 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "svpgen"
 # what each package may import from svpgen (besides the bottom layer of shared helpers)
-BOTTOM = {"svpgen", "atomic", "checkpoint", "device", "distributed", "errors", "markdown", "options", "plots", "presets", "stats", "training"}
+BOTTOM = {
+    "svpgen",
+    "atomic",
+    "checkpoint",
+    "device",
+    "distributed",
+    "errors",
+    "markdown",
+    "options",
+    "plots",
+    "presets",
+    "stats",
+    "training",
+}
 ALLOWED = {
     "data": set(),
     "simulate": {"data"},
@@ -41,7 +54,13 @@ def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = defaultdict(set)
     for path, module in _modules():
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else [a.name for a in getattr(node, "names", [])] if isinstance(node, ast.Import) else []
+            names = (
+                [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module
+                else [a.name for a in getattr(node, "names", [])]
+                if isinstance(node, ast.Import)
+                else []
+            )
             for name in names:
                 if name.startswith("svpgen"):
                     graph[_package(module)].add(_package(name))
@@ -54,7 +73,9 @@ def test_imports_flow_one_way():
         upward = graph[package] - allowed - BOTTOM - {package}
         assert not upward, f"{package} imports {sorted(upward)}"
     for helper in BOTTOM - {"svpgen"}:
-        assert graph[helper] <= BOTTOM, f"{helper} (bottom layer) imports {sorted(graph[helper] - BOTTOM)}"
+        assert graph[helper] <= BOTTOM, (
+            f"{helper} (bottom layer) imports {sorted(graph[helper] - BOTTOM)}"
+        )
 
 
 def test_every_public_class_and_function_has_a_docstring():
@@ -70,7 +91,11 @@ def test_every_public_class_and_function_has_a_docstring():
                 if isinstance(node, ast.ClassDef):
                     for item in node.body:
                         public = isinstance(item, ast.FunctionDef) and not item.name.startswith("_")
-                        if public and ast.get_docstring(item) is None and item.name not in ("to_dict", "from_dict", "forward"):
+                        if (
+                            public
+                            and ast.get_docstring(item) is None
+                            and item.name not in ("to_dict", "from_dict", "forward")
+                        ):
                             missing.append(f"{module}.{node.name}.{item.name}")
     assert not missing, f"no docstring: {missing}"
 
@@ -99,7 +124,12 @@ def test_importing_changes_no_global_state():
         "assert I.MAX_IMAGE_PIXELS == limit, 'Pillow limit changed';"
         "assert matplotlib.get_backend() == backend, 'matplotlib backend switched'"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"MPLBACKEND": "svg", "PATH": ""})
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"MPLBACKEND": "svg", "PATH": ""},
+    )
     assert res.returncode == 0, res.stderr[-1500:]
 
 

@@ -29,7 +29,9 @@ from svpgen.errors import SvpgenError
 class _WSConv(nn.Conv2d):
     def forward(self, x):
         w = self.weight
-        w = (w - w.mean((1, 2, 3), keepdim=True)) / torch.sqrt(w.var((1, 2, 3), unbiased=False, keepdim=True) + 1e-5)
+        w = (w - w.mean((1, 2, 3), keepdim=True)) / torch.sqrt(
+            w.var((1, 2, 3), unbiased=False, keepdim=True) + 1e-5
+        )
         return F.conv2d(x, w, self.bias, self.stride, self.padding)
 
 
@@ -60,14 +62,22 @@ class _Attn(nn.Module):
         super().__init__()
         self.heads, self.linear, self.scale = heads, linear, dh**-0.5
         self.to_qkv = nn.Conv2d(dim, 3 * heads * dh, 1, bias=False)
-        self.to_out = nn.Sequential(nn.Conv2d(heads * dh, dim, 1), nn.GroupNorm(1, dim)) if linear else nn.Conv2d(heads * dh, dim, 1)
+        self.to_out = (
+            nn.Sequential(nn.Conv2d(heads * dh, dim, 1), nn.GroupNorm(1, dim))
+            if linear
+            else nn.Conv2d(heads * dh, dim, 1)
+        )
 
     def forward(self, x):
         b, _, h, w = x.shape
-        q, k, v = (t.reshape(b, self.heads, -1, h * w) for t in self.to_qkv(x).chunk(3, 1))  # b, heads, d, n
+        q, k, v = (
+            t.reshape(b, self.heads, -1, h * w) for t in self.to_qkv(x).chunk(3, 1)
+        )  # b, heads, d, n
         if self.linear:
             q, k = q.softmax(-2) * self.scale, k.softmax(-1)
-            out = torch.matmul(torch.matmul(k, v.transpose(-1, -2)).transpose(-1, -2), q)  # (d×e)ᵀ · q → b, heads, e, n
+            out = torch.matmul(
+                torch.matmul(k, v.transpose(-1, -2)).transpose(-1, -2), q
+            )  # (d×e)ᵀ · q → b, heads, e, n
         else:
             attn = (torch.matmul(q.transpose(-1, -2), k) * self.scale).softmax(-1)  # b, heads, n, n
             out = torch.matmul(v, attn.transpose(-1, -2))  # b, heads, d, n
@@ -112,17 +122,43 @@ class AuthorsUnet(nn.Module):
         dims = [dim, *(dim * m for m in dim_mults)]
         pairs, tdim = list(zip(dims[:-1], dims[1:])), 4 * dim
         self.init_conv = nn.Conv2d(1, dim, 1, padding=0)
-        self.time_mlp = nn.Sequential(_SinEmb(dim), nn.Linear(dim, tdim), nn.GELU(), nn.Linear(tdim, tdim))
+        self.time_mlp = nn.Sequential(
+            _SinEmb(dim), nn.Linear(dim, tdim), nn.GELU(), nn.Linear(tdim, tdim)
+        )
         attn = lambda d, lin: _Residual(_PreNorm(d, _Attn(d, lin)))  # noqa: E731
         self.downs = nn.ModuleList(
-            nn.ModuleList([_Res(a, a, tdim), _Res(a, a, tdim), attn(a, True),
-                           nn.Conv2d(a, b, 3, padding=1) if i == len(pairs) - 1 else nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4 * a, b, 1))])
-            for i, (a, b) in enumerate(pairs))
-        self.mid_block1, self.mid_attn, self.mid_block2 = _Res(dims[-1], dims[-1], tdim), attn(dims[-1], False), _Res(dims[-1], dims[-1], tdim)
+            nn.ModuleList(
+                [
+                    _Res(a, a, tdim),
+                    _Res(a, a, tdim),
+                    attn(a, True),
+                    nn.Conv2d(a, b, 3, padding=1)
+                    if i == len(pairs) - 1
+                    else nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4 * a, b, 1)),
+                ]
+            )
+            for i, (a, b) in enumerate(pairs)
+        )
+        self.mid_block1, self.mid_attn, self.mid_block2 = (
+            _Res(dims[-1], dims[-1], tdim),
+            attn(dims[-1], False),
+            _Res(dims[-1], dims[-1], tdim),
+        )
         self.ups = nn.ModuleList(
-            nn.ModuleList([_Res(b + a, b, tdim), _Res(b + a, b, tdim), attn(b, True),
-                           nn.Conv2d(b, a, 3, padding=1) if i == len(pairs) - 1 else nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(b, a, 3, padding=1))])
-            for i, (a, b) in enumerate(reversed(pairs)))
+            nn.ModuleList(
+                [
+                    _Res(b + a, b, tdim),
+                    _Res(b + a, b, tdim),
+                    attn(b, True),
+                    nn.Conv2d(b, a, 3, padding=1)
+                    if i == len(pairs) - 1
+                    else nn.Sequential(
+                        nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(b, a, 3, padding=1)
+                    ),
+                ]
+            )
+            for i, (a, b) in enumerate(reversed(pairs))
+        )
         self.final_res_block, self.final_conv = _Res(2 * dim, dim, tdim), nn.Conv2d(dim, 1, 1)
 
     def forward(self, x, time):
@@ -164,7 +200,11 @@ def authors_sampling(model, x, generator, timesteps=500):
     for t in range(timesteps - 1, -1, -1):
         eps = model(x, torch.full((len(x),), t, dtype=torch.long))
         mean = (x - betas[t] * eps / torch.sqrt(1 - abar[t])) / torch.sqrt(alphas[t])
-        x = mean if t == 0 else mean + torch.sqrt(post_var[t]) * torch.randn(x.shape, generator=generator)
+        x = (
+            mean
+            if t == 0
+            else mean + torch.sqrt(post_var[t]) * torch.randn(x.shape, generator=generator)
+        )
     return x
 
 
@@ -174,13 +214,31 @@ def test_paper_size_unet_imports_exactly(tmp_path):
     state = ref.state_dict()
     assert len(state) == 293  # as the authors' release: every tensor maps one to one
     torch.save(state, tmp_path / "air_bubble_diffusion_model.pth")
-    res = CliRunner().invoke(main, ["import-model", str(tmp_path / "air_bubble_diffusion_model.pth"), str(tmp_path / "ab"),
-                                    "--kind", "diffusion", "--label", "air_bubble"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "import-model",
+            str(tmp_path / "air_bubble_diffusion_model.pth"),
+            str(tmp_path / "ab"),
+            "--kind",
+            "diffusion",
+            "--label",
+            "air_bubble",
+        ],
+    )
     assert res.exit_code == 0, res.output
     g = Generator.load(tmp_path / "ab", "cpu")
     assert sum(p.numel() for p in g.unet.parameters()) == sum(p.numel() for p in ref.parameters())
-    assert g.config.unet.groups == 4 and g.config.unet.init_kernel == 1 and g.config.schedule.timesteps == 500
-    assert g.config.sampler == "ddpm" and not g.config.clip_sample and g.config.output_rounding == "truncate"
+    assert (
+        g.config.unet.groups == 4
+        and g.config.unet.init_kernel == 1
+        and g.config.schedule.timesteps == 500
+    )
+    assert (
+        g.config.sampler == "ddpm"
+        and not g.config.clip_sample
+        and g.config.output_rounding == "truncate"
+    )
     x = torch.randn(2, 1, 64, 64)
     t = torch.tensor([3, 421])
     with torch.no_grad():
@@ -205,7 +263,18 @@ def gaussian_data_eps(timesteps=500, mean=0.3, std=0.45):
 
 def test_imported_sampler_reproduces_the_authors_loop(tmp_path):
     torch.save(authors_model(dim=8, dim_mults=(1, 2), seed=1).state_dict(), tmp_path / "oil.pth")
-    res = CliRunner().invoke(main, ["import-model", str(tmp_path / "oil.pth"), str(tmp_path / "oil"), "--kind", "diffusion", "--label", "oil"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "import-model",
+            str(tmp_path / "oil.pth"),
+            str(tmp_path / "oil"),
+            "--kind",
+            "diffusion",
+            "--label",
+            "oil",
+        ],
+    )
     assert res.exit_code == 0, res.output
     g = Generator.load(tmp_path / "oil", "cpu")
     assert g.sampling() == ("ddpm", None) and len(g.scheduler.timesteps) == 500
@@ -225,16 +294,50 @@ def test_generate_cli_uses_the_imported_sampler_end_to_end(tmp_path):
     uint8 conversion — against the re-stated loop with the same noise."""
     ref = authors_model(dim=8, dim_mults=(1, 2, 2, 2), seed=1)
     torch.save(ref.state_dict(), tmp_path / "oil.pth")
-    assert CliRunner().invoke(main, ["import-model", str(tmp_path / "oil.pth"), str(tmp_path / "oil"), "--kind", "diffusion", "--label", "oil"]).exit_code == 0
-    res = CliRunner().invoke(main, ["generate", str(tmp_path / "oil"), str(tmp_path / "gen"), "--n", "1", "--seed", "0", "--device", "cpu"])
+    assert (
+        CliRunner()
+        .invoke(
+            main,
+            [
+                "import-model",
+                str(tmp_path / "oil.pth"),
+                str(tmp_path / "oil"),
+                "--kind",
+                "diffusion",
+                "--label",
+                "oil",
+            ],
+        )
+        .exit_code
+        == 0
+    )
+    res = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            str(tmp_path / "oil"),
+            str(tmp_path / "gen"),
+            "--n",
+            "1",
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     store = ParticleStore(tmp_path / "gen")
-    assert store.provenance[0]["sampler"] == "ddpm" and store.table["label"].iloc[0] == "silicone_oil"
+    assert (
+        store.provenance[0]["sampler"] == "ddpm" and store.table["label"].iloc[0] == "silicone_oil"
+    )
     gen = torch.Generator().manual_seed(0)
     expected = authors_sampling(ref, torch.randn(1, 1, 64, 64, generator=gen), gen)
     truncated = ((expected + 1) / 2 * 255).clamp(0, 255).numpy().astype(np.uint8)[:, 0]
     delta = np.abs(store.images[:].astype(int) - truncated)
-    assert delta.max() <= 2 and delta.mean() < 0.1, (delta.max(), delta.mean())  # float32 op order only
+    assert delta.max() <= 2 and delta.mean() < 0.1, (
+        delta.max(),
+        delta.mean(),
+    )  # float32 op order only
 
 
 def test_classifier_imports_with_stated_normalisation(tmp_path):
@@ -247,8 +350,20 @@ def test_classifier_imports_with_stated_normalisation(tmp_path):
                 m.running_var.uniform_(0.5, 1.5)
     torch.save({"model": ref.state_dict()}, tmp_path / "resnet18_svp_model.pth")
     mean, std = (0.5, 0.45, 0.4), (0.25, 0.2, 0.22)
-    res = CliRunner().invoke(main, ["import-model", str(tmp_path / "resnet18_svp_model.pth"), str(tmp_path / "clf"), "--kind", "classifier",
-                                    "--mean", ",".join(map(str, mean)), "--std", ",".join(map(str, std))])
+    res = CliRunner().invoke(
+        main,
+        [
+            "import-model",
+            str(tmp_path / "resnet18_svp_model.pth"),
+            str(tmp_path / "clf"),
+            "--kind",
+            "classifier",
+            "--mean",
+            ",".join(map(str, mean)),
+            "--std",
+            ",".join(map(str, std)),
+        ],
+    )
     assert res.exit_code == 0, res.output
     clf = Classifier.load(tmp_path / "clf", "cpu")
     assert clf.classes == ["protein", "silicone_oil", "air_bubble"] and clf.config.in_chans == 3
@@ -260,10 +375,20 @@ def test_classifier_imports_with_stated_normalisation(tmp_path):
     assert np.abs(clf.predict_logits(images) - expected).max() <= 1e-4
     from svpgen.data.store import Particles, provenance_record
 
-    ParticleStore.write(tmp_path / "s", Particles.from_arrays(images, "protein", "real", [f"p{i}" for i in range(6)]), provenance_record("t"))
-    res = CliRunner().invoke(main, ["classify", str(tmp_path / "clf"), str(tmp_path / "s"), "--out", str(tmp_path / "p.csv")])
+    ParticleStore.write(
+        tmp_path / "s",
+        Particles.from_arrays(images, "protein", "real", [f"p{i}" for i in range(6)]),
+        provenance_record("t"),
+    )
+    res = CliRunner().invoke(
+        main,
+        ["classify", str(tmp_path / "clf"), str(tmp_path / "s"), "--out", str(tmp_path / "p.csv")],
+    )
     assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(main, ["evaluate", str(tmp_path / "clf"), str(tmp_path / "s"), "--out", str(tmp_path / "ev")])
+    res = CliRunner().invoke(
+        main,
+        ["evaluate", str(tmp_path / "clf"), str(tmp_path / "s"), "--out", str(tmp_path / "ev")],
+    )
     assert res.exit_code == 0, res.output
 
 
@@ -276,16 +401,55 @@ def test_not_such_a_checkpoint_names_the_problem(tmp_path):
     state = authors_model(dim=8, dim_mults=(1, 2)).state_dict()
     state["downs.0.2.fn.fn.to_qkv.weight"] = torch.zeros(3, 8, 1, 1)
     torch.save(state, tmp_path / "bad_shape.pth")
-    res = CliRunner().invoke(main, ["import-model", str(tmp_path / "bad_shape.pth"), str(tmp_path / "b"), "--kind", "diffusion", "--label", "air_bubble"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "import-model",
+            str(tmp_path / "bad_shape.pth"),
+            str(tmp_path / "b"),
+            "--kind",
+            "diffusion",
+            "--label",
+            "air_bubble",
+        ],
+    )
     assert res.exit_code == 2 and "'downs.0.2.to_qkv.weight' has shape (3, 8, 1, 1)" in res.output
     state = authors_model(dim=8, dim_mults=(1, 2)).state_dict()
     state["extra.weight"] = torch.zeros(2)
     torch.save(state, tmp_path / "extra.pth")
-    res = CliRunner().invoke(main, ["import-model", str(tmp_path / "extra.pth"), str(tmp_path / "c"), "--kind", "diffusion", "--label", "air_bubble"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "import-model",
+            str(tmp_path / "extra.pth"),
+            str(tmp_path / "c"),
+            "--kind",
+            "diffusion",
+            "--label",
+            "air_bubble",
+        ],
+    )
     assert res.exit_code == 2 and "'extra.weight' has no place" in res.output
-    torch.save({"model": timm.create_model("resnet18", pretrained=False, num_classes=3).state_dict()}, tmp_path / "clf.pth")
-    res = CliRunner().invoke(main, ["import-model", str(tmp_path / "clf.pth"), str(tmp_path / "d"), "--kind", "diffusion", "--label", "air_bubble"])
+    torch.save(
+        {"model": timm.create_model("resnet18", pretrained=False, num_classes=3).state_dict()},
+        tmp_path / "clf.pth",
+    )
+    res = CliRunner().invoke(
+        main,
+        [
+            "import-model",
+            str(tmp_path / "clf.pth"),
+            str(tmp_path / "d"),
+            "--kind",
+            "diffusion",
+            "--label",
+            "air_bubble",
+        ],
+    )
     assert res.exit_code == 2 and "missing tensor 'init_conv.weight'" in res.output
-    res = CliRunner().invoke(main, ["import-model", str(tmp_path / "extra.pth"), str(tmp_path / "e"), "--kind", "classifier"])
+    res = CliRunner().invoke(
+        main,
+        ["import-model", str(tmp_path / "extra.pth"), str(tmp_path / "e"), "--kind", "classifier"],
+    )
     assert res.exit_code == 2 and "no 'fc.weight' tensor" in res.output
     assert not any((tmp_path / n).exists() for n in "abcde")

@@ -10,10 +10,10 @@ import torch
 from click.testing import CliRunner
 
 from svpgen import Classifier
+from svpgen.classify.config import PRESETS as CLASSIFIER_PRESETS
 from svpgen.classify.models import build_classifier
 from svpgen.classify.train import train_classifier
 from svpgen.cli import main
-from svpgen.classify.config import PRESETS as CLASSIFIER_PRESETS
 from svpgen.data.store import ParticleStore
 from svpgen.simulate import SimConfig, simulate
 
@@ -23,7 +23,11 @@ SMOKE = CLASSIFIER_PRESETS["smoke"]
 @pytest.fixture(scope="module")
 def splits():
     """Small train / tune / test parts of a fresh simulation (not the session store)."""
-    sim = simulate({"protein": 40, "silicone_oil": 40, "air_bubble": 40}, seed=21, config=SimConfig(workers=1, label_noise=0.0)).particles
+    sim = simulate(
+        {"protein": 40, "silicone_oil": 40, "air_bubble": 40},
+        seed=21,
+        config=SimConfig(workers=1, label_noise=0.0),
+    ).particles
     rng = np.random.default_rng(0)
     order = rng.permutation(len(sim))
     take = lambda idx: type(sim)(sim.images[idx], sim.table.iloc[idx].reset_index(drop=True))  # noqa: E731
@@ -48,7 +52,11 @@ def test_save_and_reload_give_identical_outputs(smoke_classifier, splits, tmp_pa
     clf = Classifier.from_pretrained(smoke_classifier, "cpu")
     clf.save_pretrained(tmp_path / "copy")
     again = Classifier.from_pretrained(tmp_path / "copy", "cpu")
-    assert again.classes == clf.classes and again.config == clf.config and again.metadata == clf.metadata
+    assert (
+        again.classes == clf.classes
+        and again.config == clf.config
+        and again.metadata == clf.metadata
+    )
     for k, v in clf.model.state_dict().items():
         assert torch.equal(v, again.model.state_dict()[k]), k
     assert np.array_equal(clf.predict_proba(test.images), again.predict_proba(test.images))
@@ -72,16 +80,26 @@ def test_resume_continues_exactly(splits, tmp_path):
 @pytest.mark.parametrize("strategy", ["weighted", "oversample", "logit-adjust"])
 def test_imbalance_strategies_run(splits, tmp_path, strategy):
     train, tune, test = splits
-    keep = np.flatnonzero((train.table["label"] == "protein").to_numpy() | (np.arange(len(train)) % 4 == 0))
+    keep = np.flatnonzero(
+        (train.table["label"] == "protein").to_numpy() | (np.arange(len(train)) % 4 == 0)
+    )
     skewed = type(train)(train.images[keep], train.table.iloc[keep].reset_index(drop=True))
-    train_classifier(skewed, tune, tmp_path / strategy, replace(SMOKE, epochs=1, imbalance=strategy), progress=False)
+    train_classifier(
+        skewed,
+        tune,
+        tmp_path / strategy,
+        replace(SMOKE, epochs=1, imbalance=strategy),
+        progress=False,
+    )
     clf = Classifier.load(tmp_path / strategy)
     proba = clf.predict_proba(test.images[:10])
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-9)
     if strategy == "logit-adjust":
         # the deployment prior (1000:1:1) must shift probability mass to protein
         assert clf.metadata["deploy_prior"][0] > 0.99
-        raw = torch.softmax(torch.from_numpy(clf.predict_logits(test.images[:10]) - clf.logit_offset), 1).numpy()
+        raw = torch.softmax(
+            torch.from_numpy(clf.predict_logits(test.images[:10]) - clf.logit_offset), 1
+        ).numpy()
         assert (proba[:, 0] >= raw[:, 0] - 1e-9).all()
 
 
@@ -124,16 +142,57 @@ def test_small_stem_and_resnet50_build():
 
 def test_cli_classify_evaluate(smoke_classifier, sim_store, tmp_path):
     runner = CliRunner()
-    res = runner.invoke(main, ["classify", str(smoke_classifier), str(sim_store), "--out", str(tmp_path / "p.csv")])
+    res = runner.invoke(
+        main, ["classify", str(smoke_classifier), str(sim_store), "--out", str(tmp_path / "p.csv")]
+    )
     assert res.exit_code == 0, res.output
     pred = pd.read_csv(tmp_path / "p.csv")
     assert len(pred) == len(ParticleStore(sim_store))
-    assert {"id", "origin", "predicted", "p_protein", "p_silicone_oil", "p_air_bubble", "esd_um"} <= set(pred.columns)
-    res = runner.invoke(main, ["evaluate", str(smoke_classifier), str(sim_store), "--out", str(tmp_path / "ev"), "--prevalence", "1000:1:1", "--truth-column", "true_label"])
+    assert {
+        "id",
+        "origin",
+        "predicted",
+        "p_protein",
+        "p_silicone_oil",
+        "p_air_bubble",
+        "esd_um",
+    } <= set(pred.columns)
+    res = runner.invoke(
+        main,
+        [
+            "evaluate",
+            str(smoke_classifier),
+            str(sim_store),
+            "--out",
+            str(tmp_path / "ev"),
+            "--prevalence",
+            "1000:1:1",
+            "--truth-column",
+            "true_label",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    for name in ("metrics.json", "metrics.md", "confusion_counts.png", "confusion_precision.png", "pr_curves.png", "misclassified.png"):
+    for name in (
+        "metrics.json",
+        "metrics.md",
+        "confusion_counts.png",
+        "confusion_precision.png",
+        "pr_curves.png",
+        "misclassified.png",
+    ):
         assert (tmp_path / "ev" / name).exists(), name
-    res = runner.invoke(main, ["evaluate", str(smoke_classifier), str(sim_store), "--out", str(tmp_path / "ev2"), "--prevalence", "1:2"])
+    res = runner.invoke(
+        main,
+        [
+            "evaluate",
+            str(smoke_classifier),
+            str(sim_store),
+            "--out",
+            str(tmp_path / "ev2"),
+            "--prevalence",
+            "1:2",
+        ],
+    )
     assert res.exit_code == 2 and "has 2 values for 3 classes" in res.output
 
 
@@ -141,11 +200,25 @@ def test_classify_folder_and_flowcam_export(smoke_classifier, tmp_path):
     from svpgen.simulate.writers import write_flowcam, write_folder
 
     runner = CliRunner()
-    sim = simulate({"protein": 12, "silicone_oil": 5, "air_bubble": 5}, seed=9, config=SimConfig(workers=1), keep_native=True)
+    sim = simulate(
+        {"protein": 12, "silicone_oil": 5, "air_bubble": 5},
+        seed=9,
+        config=SimConfig(workers=1),
+        keep_native=True,
+    )
     write_flowcam(sim, tmp_path / "fc")
     write_folder(sim, tmp_path / "folder")
     for src in ("fc", "folder"):
-        res = runner.invoke(main, ["classify", str(smoke_classifier), str(tmp_path / src), "--out", str(tmp_path / f"{src}.csv")])
+        res = runner.invoke(
+            main,
+            [
+                "classify",
+                str(smoke_classifier),
+                str(tmp_path / src),
+                "--out",
+                str(tmp_path / f"{src}.csv"),
+            ],
+        )
         assert res.exit_code == 0, res.output
         pred = pd.read_csv(tmp_path / f"{src}.csv")
         assert len(pred) == 22
@@ -164,8 +237,16 @@ def test_min_steps_extends_small_datasets_and_delays_early_stopping(splits, tmp_
     with pytest.raises(SvpgenError, match="min_steps"):
         ClassifierConfig(min_steps=-1)
     train, tune, _ = splits
-    train = type(train)(train.images[:32], train.table.iloc[:32].reset_index(drop=True))  # 2 steps per epoch
-    result = train_classifier(train, tune, tmp_path / "m", replace(SMOKE, epochs=2, patience=1, min_steps=8), progress=False)
+    train = type(train)(
+        train.images[:32], train.table.iloc[:32].reset_index(drop=True)
+    )  # 2 steps per epoch
+    result = train_classifier(
+        train,
+        tune,
+        tmp_path / "m",
+        replace(SMOKE, epochs=2, patience=1, min_steps=8),
+        progress=False,
+    )
     assert result.epochs_run == 4  # 4 epochs of 2 steps, scored after epochs 2 and 4
     history = pd.read_csv(tmp_path / "m" / "history.csv")
     assert history["epoch"].tolist()[-1] == 4 and len(history) <= 2

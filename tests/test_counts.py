@@ -6,16 +6,29 @@ import pytest
 from click.testing import CliRunner
 
 from svpgen.cli import main
-from svpgen.qc.counts import PARTICULATE, RunInfo, compliance, count_table, poisson_ci, run_info_from_summary
+from svpgen.qc.counts import (
+    PARTICULATE,
+    RunInfo,
+    compliance,
+    count_table,
+    poisson_ci,
+    run_info_from_summary,
+)
 
 
 def run_frame():
     # sizes (µm) and predicted classes of a tiny run
     rows = [
-        ("protein", 3.0), ("protein", 12.0), ("protein", 30.0), ("protein", 11.0),
-        ("silicone_oil", 4.0), ("silicone_oil", 10.0),
-        ("air_bubble", 40.0), ("air_bubble", 15.0),
-        ("protein", 1.5), ("protein", 26.0),
+        ("protein", 3.0),
+        ("protein", 12.0),
+        ("protein", 30.0),
+        ("protein", 11.0),
+        ("silicone_oil", 4.0),
+        ("silicone_oil", 10.0),
+        ("air_bubble", 40.0),
+        ("air_bubble", 15.0),
+        ("protein", 1.5),
+        ("protein", 26.0),
     ]
     df = pd.DataFrame(rows, columns=["predicted", "esd_um"])
     df["confidence"] = [0.99, 0.95, 0.6, 0.99, 0.9, 0.99, 0.99, 0.99, 0.99, 0.99]
@@ -28,7 +41,9 @@ def cell(table, cls, t, col="count"):
 
 def test_counts_and_concentrations():
     t = count_table(run_frame(), RunInfo(fluid_volume_ml=0.5, dilution=2.0, fill_volume_ml=5.0))
-    assert cell(t, "protein", 2) == 5 and cell(t, "protein", 10) == 4 and cell(t, "protein", 25) == 2
+    assert (
+        cell(t, "protein", 2) == 5 and cell(t, "protein", 10) == 4 and cell(t, "protein", 25) == 2
+    )
     assert cell(t, "silicone_oil", 10) == 1 and cell(t, "air_bubble", 10) == 2
     # particulate excludes the two bubbles: sizes ≥10 → protein 12, 30, 11, 26 + oil 10
     assert cell(t, PARTICULATE, 10) == 5 and cell(t, PARTICULATE, 25) == 2
@@ -56,10 +71,19 @@ def test_verdicts_at_the_limits_edges():
     big = RunInfo(fluid_volume_ml=0.2, fill_volume_ml=250.0)
     five = pd.DataFrame({"predicted": ["protein"] * 5, "esd_um": [12.0] * 5})
     v = compliance(count_table(five, big), big).set_index("size_um")
-    assert v.loc["≥10", "unit"] == "per mL" and v.loc["≥10", "value"] == pytest.approx(25) and v.loc["≥10", "verdict"] == "PASS"
+    assert (
+        v.loc["≥10", "unit"] == "per mL"
+        and v.loc["≥10", "value"] == pytest.approx(25)
+        and v.loc["≥10", "verdict"] == "PASS"
+    )
     micro = RunInfo(fluid_volume_ml=0.2, fill_volume_ml=250.0, method="microscopic")
-    assert compliance(count_table(five, micro), micro).set_index("size_um").loc["≥10", "verdict"] == "FAIL"  # limit 12/mL
-    assert compliance(count_table(five, RunInfo(0.2)), RunInfo(0.2)).empty  # no fill volume: no verdict
+    assert (
+        compliance(count_table(five, micro), micro).set_index("size_um").loc["≥10", "verdict"]
+        == "FAIL"
+    )  # limit 12/mL
+    assert compliance(
+        count_table(five, RunInfo(0.2)), RunInfo(0.2)
+    ).empty  # no fill volume: no verdict
 
 
 def test_confidence_threshold_makes_unclassified():
@@ -69,16 +93,52 @@ def test_confidence_threshold_makes_unclassified():
 
 
 def test_summary_volume_and_cli(tmp_path):
-    assert run_info_from_summary({"Fluid Volume Imaged": "0.1234 ml"}) == {"fluid_volume_ml": 0.1234}
-    assert run_info_from_summary({"Sample Volume Processed": "1.0 ml", "Efficiency": "53.4%"})["fluid_volume_ml"] == pytest.approx(0.534)
+    assert run_info_from_summary({"Fluid Volume Imaged": "0.1234 ml"}) == {
+        "fluid_volume_ml": 0.1234
+    }
+    assert run_info_from_summary({"Sample Volume Processed": "1.0 ml", "Efficiency": "53.4%"})[
+        "fluid_volume_ml"
+    ] == pytest.approx(0.534)
     run_frame().to_csv(tmp_path / "p.csv", index=False)
-    res = CliRunner().invoke(main, ["counts", str(tmp_path / "p.csv"), "--out", str(tmp_path / "c"), "--fluid-volume-ml", "0.5", "--fill-volume-ml", "5"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "counts",
+            str(tmp_path / "p.csv"),
+            "--out",
+            str(tmp_path / "c"),
+            "--fluid-volume-ml",
+            "0.5",
+            "--fill-volume-ml",
+            "5",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "PASS" in res.output
-    for name in ("counts.csv", "compliance.csv", "counts.md", "counts.html", "size_distribution.png"):
+    for name in (
+        "counts.csv",
+        "compliance.csv",
+        "counts.md",
+        "counts.html",
+        "size_distribution.png",
+    ):
         assert (tmp_path / "c" / name).exists()
-    res = CliRunner().invoke(main, ["counts", str(tmp_path / "p.csv"), "--out", str(tmp_path / "d")])
+    res = CliRunner().invoke(
+        main, ["counts", str(tmp_path / "p.csv"), "--out", str(tmp_path / "d")]
+    )
     assert res.exit_code == 2 and "no fluid volume imaged" in res.output
-    pd.DataFrame({"predicted": ["protein"], "esd_um": ["big"]}).to_csv(tmp_path / "bad.csv", index=False)
-    res = CliRunner().invoke(main, ["counts", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "e"), "--fluid-volume-ml", "1"])
+    pd.DataFrame({"predicted": ["protein"], "esd_um": ["big"]}).to_csv(
+        tmp_path / "bad.csv", index=False
+    )
+    res = CliRunner().invoke(
+        main,
+        [
+            "counts",
+            str(tmp_path / "bad.csv"),
+            "--out",
+            str(tmp_path / "e"),
+            "--fluid-volume-ml",
+            "1",
+        ],
+    )
     assert res.exit_code == 2 and "row 2" in res.output and "'big'" in res.output

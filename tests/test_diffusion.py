@@ -15,10 +15,10 @@ from safetensors.torch import load_file
 
 from svpgen import Generator
 from svpgen.cli import main
-from svpgen.diffusion.config import PRESETS as DIFFUSION_PRESETS
+from svpgen.data.augment import dihedral
 from svpgen.data.store import ParticleStore
 from svpgen.diffusion import train as train_mod
-from svpgen.data.augment import dihedral
+from svpgen.diffusion.config import PRESETS as DIFFUSION_PRESETS
 from svpgen.diffusion.train import TrainingDiverged, train_diffusion
 from svpgen.diffusion.unet import UNet
 from svpgen.errors import SvpgenError
@@ -41,7 +41,9 @@ def test_loss_falls_and_artefacts(smoke_generator):
 def test_resume_reaches_same_weights(sim_store, tmp_path):
     cfg = replace(SMOKE, epochs=2, checkpoint_every=1, max_images=16)
     train_diffusion(sim_store, tmp_path / "full", "air_bubble", cfg, progress=False)
-    train_diffusion(sim_store, tmp_path / "part", "air_bubble", replace(cfg, epochs=1), progress=False)
+    train_diffusion(
+        sim_store, tmp_path / "part", "air_bubble", replace(cfg, epochs=1), progress=False
+    )
     with pytest.raises(SvpgenError, match="already holds a training run"):
         train_diffusion(sim_store, tmp_path / "part", "air_bubble", cfg, progress=False)
     train_diffusion(sim_store, tmp_path / "part", "air_bubble", cfg, resume=True, progress=False)
@@ -64,7 +66,9 @@ def test_nan_loss_stops_with_checkpoint_kept(sim_store, tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_mod, "diffusion_loss", poisoned)
     cfg = replace(SMOKE, epochs=3, checkpoint_every=1)  # 4 batches per epoch
-    with pytest.raises(TrainingDiverged, match="non-finite loss .* epoch 2, batch 2.*last good checkpoint: epoch 1"):
+    with pytest.raises(
+        TrainingDiverged, match="non-finite loss .* epoch 2, batch 2.*last good checkpoint: epoch 1"
+    ):
         train_diffusion(sim_store, tmp_path / "m", "silicone_oil", cfg, progress=False)
     state = torch.load(tmp_path / "m" / "training_state.pt", weights_only=True)
     assert state["epoch"] == 1
@@ -76,7 +80,11 @@ def test_refuses_generated_only_class(tmp_path):
     from svpgen.data.store import Particles, provenance_record
 
     imgs = np.zeros((4, 64, 64), np.uint8)
-    ParticleStore.write(tmp_path / "g", Particles.from_arrays(imgs, "silicone_oil", "generated", [f"g{i}" for i in range(4)]), provenance_record("t"))
+    ParticleStore.write(
+        tmp_path / "g",
+        Particles.from_arrays(imgs, "silicone_oil", "generated", [f"g{i}" for i in range(4)]),
+        provenance_record("t"),
+    )
     with pytest.raises(SvpgenError, match="4 generated images refused"):
         train_diffusion(tmp_path / "g", tmp_path / "m", "silicone_oil", SMOKE, progress=False)
 
@@ -99,7 +107,9 @@ def test_save_and_reload_give_identical_outputs(smoke_generator, tmp_path):
     x, t = torch.randn(2, 1, 64, 64), torch.tensor([10, 500])
     with torch.no_grad():
         assert torch.equal(g.unet(x, t), again.unet(x, t))
-    assert g.config.sampler == "dpmpp" and len(g.scheduler.timesteps) == g.config.sampler_steps  # the recommended sampler
+    assert (
+        g.config.sampler == "dpmpp" and len(g.scheduler.timesteps) == g.config.sampler_steps
+    )  # the recommended sampler
 
 
 def test_sampling_deterministic_and_generate_cli(smoke_generator, tmp_path):
@@ -111,13 +121,33 @@ def test_sampling_deterministic_and_generate_cli(smoke_generator, tmp_path):
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     d = g.sample(2, sampler="dpmpp", steps=3, seed=0)
     assert d.shape == (2, 64, 64)
-    res = CliRunner().invoke(main, [
-        "generate", str(smoke_generator), str(tmp_path / "gen"), "--n", "5", "--sampler", "ddim", "--steps", "3",
-        "--seed", "4", "--trajectory", str(tmp_path / "strip.png"), "--grid", str(tmp_path / "grid.png"),
-    ])
+    res = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            str(smoke_generator),
+            str(tmp_path / "gen"),
+            "--n",
+            "5",
+            "--sampler",
+            "ddim",
+            "--steps",
+            "3",
+            "--seed",
+            "4",
+            "--trajectory",
+            str(tmp_path / "strip.png"),
+            "--grid",
+            str(tmp_path / "grid.png"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     store = ParticleStore(tmp_path / "gen")
-    assert len(store) == 5 and set(store.table["source"]) == {"generated"} and set(store.table["label"]) == {"silicone_oil"}
+    assert (
+        len(store) == 5
+        and set(store.table["source"]) == {"generated"}
+        and set(store.table["label"]) == {"silicone_oil"}
+    )
     assert store.provenance[0]["sampler"] == "ddim" and store.provenance[0]["seed"] == 4
     assert (tmp_path / "strip.png").exists() and (tmp_path / "grid.png").exists()
 
@@ -131,9 +161,22 @@ def test_unet_paper_size_parameter_count():
 def test_torchrun_ddp_two_cpu_processes(sim_store, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "svpgen.cli", "train-diffusion", str(sim_store), str(tmp_path / "ddp"),
-        "--label", "air_bubble", "--preset", "smoke", "--device", "cpu",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "svpgen.cli",
+        "train-diffusion",
+        str(sim_store),
+        str(tmp_path / "ddp"),
+        "--label",
+        "air_bubble",
+        "--preset",
+        "smoke",
+        "--device",
+        "cpu",
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -152,7 +195,9 @@ def test_cosine_learning_rate_warms_up_then_decays_to_zero():
     cfg = replace(PRESETS["smoke"], lr=1e-3, lr_schedule="cosine")
     lrs = [learning_rate(cfg, s, 100) for s in range(100)]
     assert lrs[0] == pytest.approx(2e-4) and lrs[4] == pytest.approx(1e-3)  # 5 warm-up steps
-    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] == pytest.approx(
+        0.0, abs=1e-12
+    )
     assert learning_rate(replace(cfg, lr_schedule="constant"), 50, 100) == 1e-3
     with pytest.raises(SvpgenError, match="lr_schedule"):
         DiffusionConfig(lr_schedule="step")

@@ -32,7 +32,9 @@ def test_ddpm_posterior_matches_closed_form():
     xt = np.sqrt(abar[t]) * x0 + np.sqrt(1 - abar[t]) * eps
     out = sched.step(eps, t, xt, generator=torch.Generator().manual_seed(0)).prev_sample
     z = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
-    mean = (np.sqrt(abar[t - 1]) * betas[t] / (1 - abar[t])) * x0 + (np.sqrt(alphas[t]) * (1 - abar[t - 1]) / (1 - abar[t])) * xt
+    mean = (np.sqrt(abar[t - 1]) * betas[t] / (1 - abar[t])) * x0 + (
+        np.sqrt(alphas[t]) * (1 - abar[t - 1]) / (1 - abar[t])
+    ) * xt
     var = (1 - abar[t - 1]) / (1 - abar[t]) * betas[t]
     torch.testing.assert_close(out, (mean + np.sqrt(var) * z).float(), atol=1e-4, rtol=1e-3)
 

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import tifffile
 from click.testing import CliRunner
+from conftest import LST_FIELDS, particle_image, write_lst
 from PIL import Image
 
-from conftest import LST_FIELDS, particle_image, write_lst
 from svpgen.cli import main
 from svpgen.data.importers import import_source, read_source
 from svpgen.data.preprocess import preprocess
@@ -18,7 +18,11 @@ from svpgen.errors import SvpgenError
 def test_folder_tree_with_synonyms(class_tree, tmp_path):
     store, result = import_source(class_tree, tmp_path / "out")
     assert result.format == "folder"
-    assert store.table["label"].value_counts().to_dict() == {"protein": 3, "silicone_oil": 2, "air_bubble": 2}
+    assert store.table["label"].value_counts().to_dict() == {
+        "protein": 3,
+        "silicone_oil": 2,
+        "air_bubble": 2,
+    }
     first = np.asarray(Image.open(class_tree / "protein" / "p0.png"))
     row = store.table.index[store.table["id"] == "protein/p0.png"][0]
     assert np.array_equal(store.images[row], preprocess(first))
@@ -32,7 +36,9 @@ def test_folder_bad_inputs_are_skipped_with_reasons(class_tree, tmp_path, rng):
     good = (prot / "p0.png").read_bytes()
     (prot / "trunc.png").write_bytes(good[: len(good) // 2])
     (prot / "notes.txt").write_text("hello")
-    tifffile.imwrite(prot / "deep.tif", (particle_image(rng).astype(np.uint16) * 4))  # 10-bit in 16-bit
+    tifffile.imwrite(
+        prot / "deep.tif", (particle_image(rng).astype(np.uint16) * 4)
+    )  # 10-bit in 16-bit
     rgba = np.dstack([particle_image(rng)] * 3 + [np.full((40, 48), 255, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(prot / "rgba.png")
     Image.fromarray(np.zeros((1, 1), np.uint8)).save(prot / "tiny.png")
@@ -53,7 +59,12 @@ def test_folder_bad_inputs_are_skipped_with_reasons(class_tree, tmp_path, rng):
     assert "unknown class folder" in reasons["z.png"]
     assert "empty class folder" in reasons["air"]
     ids = set(store.table["id"])
-    assert {"protein/deep.tif", "protein/rgba.png", "protein/huge.png", "protein/palette.png"} <= ids
+    assert {
+        "protein/deep.tif",
+        "protein/rgba.png",
+        "protein/huge.png",
+        "protein/palette.png",
+    } <= ids
     huge = store.images[store.table.index[store.table["id"] == "protein/huge.png"][0]]
     assert (huge == 170).all()
     deep = store.images[store.table.index[store.table["id"] == "protein/deep.tif"][0]]
@@ -87,7 +98,20 @@ def test_flowcam_lst_bad_rows(flowcam_export, tmp_path):
     rows = [
         [1, 2, 3, 50, 40, 0.55, 1.0, 20.0, 10.0, 0.9, "t", "run1_000001.tif"],
         [2, 2, 3, 50, 40, 0.55, 1.0, 20.0, 10.0, 0.9, "t"],  # wrong field count
-        [3, 180, 100, 50, 40, 0.55, 1.0, 20.0, 10.0, 0.9, "t", "run1_000001.tif"],  # outside collage
+        [
+            3,
+            180,
+            100,
+            50,
+            40,
+            0.55,
+            1.0,
+            20.0,
+            10.0,
+            0.9,
+            "t",
+            "run1_000001.tif",
+        ],  # outside collage
         [4, 2, 3, 50, 40, 0.55, 1.0, 20.0, 10.0, 0.9, "t", "run1_000009.tif"],  # missing collage
     ]
     write_lst(folder / "run1.lst", LST_FIELDS, rows)
@@ -102,7 +126,11 @@ def test_flowcam_lst_bad_rows(flowcam_export, tmp_path):
 def test_flowcam_lst_without_raw_esd_field_computes_it(flowcam_export, tmp_path):
     folder, _ = flowcam_export
     fields = [f for f in LST_FIELDS if f[0] != "esd_diameter"]
-    write_lst(folder / "run1.lst", fields, [[1, 2, 3, 50, 40, 0.5, 2.0, 22.0, 0.9, "t", "run1_000001.tif"]])
+    write_lst(
+        folder / "run1.lst",
+        fields,
+        [[1, 2, 3, 50, 40, 0.5, 2.0, 22.0, 0.9, "t", "run1_000001.tif"]],
+    )
     store, _ = import_source(folder, tmp_path / "out")
     assert store.table["esd_um"].iloc[0] == pytest.approx((22.0 - 2.0) * 0.5)
 
@@ -115,11 +143,19 @@ def test_flowcam_csv_export(tmp_path, rng):
     collage[5:45, 10:60] = crop
     Image.fromarray(collage).save(folder / "coll_1.png")
     Image.fromarray(particle_image(rng, 30, 30)).save(folder / "single.png")
-    pd.DataFrame({
-        "Particle ID": [1, 2], "Class": ["Silicone Oil", "bubble"], "Diameter (ESD) (µm)": [12.5, 30.0],
-        "Calibration Factor": [0.55, 0.55], "Image File": ["coll_1.png", "single.png"],
-        "Image X (px)": [10, 0], "Image Y (px)": [5, 0], "Image Width (px)": [50, 30], "Image Height (px)": [40, 30],
-    }).to_csv(folder / "export.csv", index=False)
+    pd.DataFrame(
+        {
+            "Particle ID": [1, 2],
+            "Class": ["Silicone Oil", "bubble"],
+            "Diameter (ESD) (µm)": [12.5, 30.0],
+            "Calibration Factor": [0.55, 0.55],
+            "Image File": ["coll_1.png", "single.png"],
+            "Image X (px)": [10, 0],
+            "Image Y (px)": [5, 0],
+            "Image Width (px)": [50, 30],
+            "Image Height (px)": [40, 30],
+        }
+    ).to_csv(folder / "export.csv", index=False)
     store, result = import_source(folder, tmp_path / "out")
     assert result.format == "flowcam"
     assert list(store.table["label"]) == ["silicone_oil", "air_bubble"]
@@ -138,7 +174,7 @@ def test_mfi_csv_with_preamble_thumbnails_and_frames(tmp_path, rng):
         "3,2,1,0.2,15.0,100.0,40,0.8,500,20,300,700,16,0.9,10,29,5,24,0",
     ]
     (folder / "mfi_run.csv").write_text(preamble + header + "\n".join(rows) + "\n")
-    thumb = (particle_image(rng, 30, 30).astype(np.uint16) * 4)  # 10-bit values
+    thumb = particle_image(rng, 30, 30).astype(np.uint16) * 4  # 10-bit values
     Image.fromarray(thumb.astype(np.uint16)).save(folder / "particle_1.png")
     Image.fromarray(thumb.astype(np.uint16)).save(folder / "particle_2.png")
     frame = np.full((64, 64), 700, np.uint16)
@@ -170,14 +206,23 @@ def test_cli_import_info_and_errors(class_tree, tmp_path):
     assert "imported 7 particles" in res.output
     res = runner.invoke(main, ["import", str(class_tree), str(tmp_path / "out")])
     assert res.exit_code == 2
-    assert res.output.strip().splitlines() == [f"error: {tmp_path / 'out'} already holds a store with 7 particles; use --append to add to it or --overwrite to replace it"]
+    assert res.output.strip().splitlines() == [
+        f"error: {tmp_path / 'out'} already holds a store with 7 particles; use --append to add to it or --overwrite to replace it"
+    ]
     res = runner.invoke(main, ["info", str(tmp_path / "out")])
     assert res.exit_code == 0 and "silicone_oil" in res.output and "64×64" in res.output
-    res = runner.invoke(main, ["split", str(tmp_path / "out"), str(tmp_path / "parts"), "--fractions", "a=0.5,b=0.5"])
+    res = runner.invoke(
+        main,
+        ["split", str(tmp_path / "out"), str(tmp_path / "parts"), "--fractions", "a=0.5,b=0.5"],
+    )
     assert res.exit_code == 0, res.output
-    res = runner.invoke(main, ["check-leakage", str(tmp_path / "parts" / "a"), str(tmp_path / "parts" / "b")])
+    res = runner.invoke(
+        main, ["check-leakage", str(tmp_path / "parts" / "a"), str(tmp_path / "parts" / "b")]
+    )
     assert res.exit_code == 0, res.output
-    res = runner.invoke(main, ["check-leakage", str(tmp_path / "out"), str(tmp_path / "parts" / "b")])
+    res = runner.invoke(
+        main, ["check-leakage", str(tmp_path / "out"), str(tmp_path / "parts" / "b")]
+    )
     assert res.exit_code == 2 and "also appear in" in res.output
 
 
@@ -189,7 +234,11 @@ def test_killed_import_leaves_old_store(class_tree, tmp_path):
     import sys
     import textwrap
 
-    ParticleStore.write(tmp_path / "out", import_source(class_tree, tmp_path / "first")[1].particles, {"command": "x"})
+    ParticleStore.write(
+        tmp_path / "out",
+        import_source(class_tree, tmp_path / "first")[1].particles,
+        {"command": "x"},
+    )
     script = textwrap.dedent(f"""
         import time, numpy as np
         import svpgen.data.store as st
@@ -198,7 +247,7 @@ def test_killed_import_leaves_old_store(class_tree, tmp_path):
             m = real(*a, **k); print("writing", flush=True); time.sleep(30); return m
         st.np.lib.format.open_memmap = slow
         from svpgen.data.importers import import_source
-        import_source({str(class_tree)!r}, {str(tmp_path / 'out')!r}, mode="overwrite")
+        import_source({str(class_tree)!r}, {str(tmp_path / "out")!r}, mode="overwrite")
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "writing"

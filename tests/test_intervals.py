@@ -25,7 +25,9 @@ def test_vectorised_metrics_equal_scikit_learn():
     ours = weighted_metrics(y, proba, CLASSES, w[None, :])
     ref = classification_metrics(y, proba, CLASSES, w)
     for c in CLASSES:
-        assert ours[f"precision_{c}"][0] == pytest.approx(ref["per_class"][c]["precision"], abs=1e-9)
+        assert ours[f"precision_{c}"][0] == pytest.approx(
+            ref["per_class"][c]["precision"], abs=1e-9
+        )
         assert ours[f"recall_{c}"][0] == pytest.approx(ref["per_class"][c]["recall"], abs=1e-9)
     for m in ("macro_precision", "macro_recall", "macro_auprc", "balanced_accuracy"):
         assert ours[m][0] == pytest.approx(ref[m], abs=1e-9), m
@@ -40,30 +42,51 @@ def test_reweighted_precision_by_hand():
     # each protein weighs 1000/1001·6/4, each droplet 1/1001·6/2: oil precision = 2·w_oil / (2·w_oil + 1·w_protein)
     w_protein, w_oil = 1000 / 1001 * 6 / 4, 1 / 1001 * 6 / 2
     assert m["precision_silicone_oil"][0] == pytest.approx(2 * w_oil / (2 * w_oil + w_protein))
-    assert m["precision_silicone_oil"][0] == pytest.approx(6 / 1506)  # = 2·3 / (2·3 + 1500), the 1001s cancel
-    assert m["recall_silicone_oil"][0] == pytest.approx(1.0) and m["recall_protein"][0] == pytest.approx(0.75)
+    assert m["precision_silicone_oil"][0] == pytest.approx(
+        6 / 1506
+    )  # = 2·3 / (2·3 + 1500), the 1001s cancel
+    assert m["recall_silicone_oil"][0] == pytest.approx(1.0) and m["recall_protein"][
+        0
+    ] == pytest.approx(0.75)
 
 
 def test_a_model_against_itself_differs_by_exactly_zero():
     rng = np.random.default_rng(1)
     y, proba = synthetic(rng, (500, 50, 50))
-    b = bootstrap(y, {"A": [proba], "A again": [proba.copy()]}, CLASSES, np.array([1000.0, 1.0, 1.0]), n_boot=200)
+    b = bootstrap(
+        y,
+        {"A": [proba], "A again": [proba.copy()]},
+        CLASSES,
+        np.array([1000.0, 1.0, 1.0]),
+        n_boot=200,
+    )
     for metric in ("macro_auprc", "macro_recall", "precision_silicone_oil"):
         assert b.difference("A", "A again", metric) == (0.0, 0.0, 0.0)
         assert verdict(*b.difference("A", "A again", metric)[1:]) == "no detectable difference"
 
 
-def _coverage(prevalence: float, sizes: tuple[int, int, int], reps: int, n_boot: int, seed: int, method: str = "basic") -> int:
+def _coverage(
+    prevalence: float,
+    sizes: tuple[int, int, int],
+    reps: int,
+    n_boot: int,
+    seed: int,
+    method: str = "basic",
+) -> int:
     """In how many of ``reps`` evaluation sets the 95% interval of macro AUPRC covers the
     population value (measured on 500,000 samples)."""
     rng = np.random.default_rng(seed)
     prev = np.array([prevalence, 1.0, 1.0])
     truth_y, truth_p = synthetic(rng, (300_000, 100_000, 100_000), separation=1.0)
-    true_auprc = weighted_metrics(truth_y, truth_p, CLASSES, class_weights(truth_y, 3, prev)[None, :])["macro_auprc"][0]
+    true_auprc = weighted_metrics(
+        truth_y, truth_p, CLASSES, class_weights(truth_y, 3, prev)[None, :]
+    )["macro_auprc"][0]
     covered = 0
     for rep in range(reps):
         y, proba = synthetic(rng, sizes, separation=1.0)
-        _, lo, hi = bootstrap(y, {"m": [proba]}, CLASSES, prev, n_boot=n_boot, seed=rep).interval("m", "macro_auprc", method=method)
+        _, lo, hi = bootstrap(y, {"m": [proba]}, CLASSES, prev, n_boot=n_boot, seed=rep).interval(
+            "m", "macro_auprc", method=method
+        )
         covered += lo <= true_auprc <= hi
     return covered
 
@@ -78,7 +101,9 @@ def test_bootstrap_intervals_cover_the_true_auprc_at_1000_to_1():
     """The same at the paper's 1000:1 with 10,000 protein per evaluation set: average precision
     is biased upward there, which the basic interval corrects (percentile: ~50% coverage)."""
     basic = _coverage(1000.0, (10_000, 600, 600), reps=100, n_boot=200, seed=7)
-    percentile = _coverage(1000.0, (10_000, 600, 600), reps=100, n_boot=200, seed=7, method="percentile")
+    percentile = _coverage(
+        1000.0, (10_000, 600, 600), reps=100, n_boot=200, seed=7, method="percentile"
+    )
     assert basic >= 90 and percentile < basic
 
 
@@ -89,7 +114,9 @@ def test_seeds_widen_the_interval_and_average_the_estimate():
     one = bootstrap(y, {"m": [p1]}, CLASSES, n_boot=300)
     two = bootstrap(y, {"m": [p1, p2]}, CLASSES, n_boot=300)
     single_p2 = bootstrap(y, {"m": [p2]}, CLASSES, n_boot=10).points["m"]["macro_auprc"]
-    assert two.points["m"]["macro_auprc"] == pytest.approx((one.points["m"]["macro_auprc"] + single_p2) / 2)
+    assert two.points["m"]["macro_auprc"] == pytest.approx(
+        (one.points["m"]["macro_auprc"] + single_p2) / 2
+    )
     w1 = np.subtract(*one.interval("m", "macro_auprc")[2:0:-1])
     w2 = np.subtract(*two.interval("m", "macro_auprc")[2:0:-1])
     assert w2 > w1

@@ -20,14 +20,20 @@ from svpgen.errors import SvpgenError
 SCHEDULE = ScheduleConfig(objective="edm", p_mean=-0.4, p_std=1.6)
 
 
-def low_rank_images(n: int = 96, rank: int = 4, noise: float = 0.01, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def low_rank_images(
+    n: int = 96, rank: int = 4, noise: float = 0.01, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images = a smooth mean + ``rank`` dihedrally symmetric smooth patterns with random
     amplitudes + white noise: a known latent space (its directions are returned)."""
     g = torch.Generator().manual_seed(seed)
     yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
     r = torch.hypot(yy - 31.5, xx - 31.5)
-    patterns = torch.stack([torch.exp(-((r - c) / 4) ** 2) for c in (0.0, 8.0, 16.0, 24.0)][:rank]).reshape(rank, -1)
-    directions = torch.linalg.qr(patterns.T)[0].T  # orthonormal, radially symmetric: unchanged by rotations/flips
+    patterns = torch.stack(
+        [torch.exp(-(((r - c) / 4) ** 2)) for c in (0.0, 8.0, 16.0, 24.0)][:rank]
+    ).reshape(rank, -1)
+    directions = torch.linalg.qr(patterns.T)[
+        0
+    ].T  # orthonormal, radially symmetric: unchanged by rotations/flips
     amplitudes = torch.randn(n, rank, generator=g) * torch.tensor([8.0, 4.0, 2.0, 1.0][:rank])
     images = 0.2 + amplitudes @ directions + noise * torch.randn(n, 64 * 64, generator=g)
     return images.reshape(n, 1, 64, 64), directions
@@ -64,7 +70,9 @@ def test_untrained_network_is_the_exact_gaussian_posterior_mean():
     x = (model.mean + outside).reshape(3, 1, 64, 64)
     v = model.residual_psd.mean()
     expected = model.mean + outside * (v / (v + sigma[:, None] ** 2))
-    torch.testing.assert_close(model.denoise(x, sigma).reshape(3, -1), expected, atol=2e-3, rtol=0.05)
+    torch.testing.assert_close(
+        model.denoise(x, sigma).reshape(3, -1), expected, atol=2e-3, rtol=0.05
+    )
 
 
 def test_untrained_network_with_a_mixture_prior_is_the_mixture_posterior_mean():
@@ -72,7 +80,9 @@ def test_untrained_network_with_a_mixture_prior_is_the_mixture_posterior_mean():
     E[z₀ | z] under the fitted mixture: Σ_m P(m | z) (μ_m + Σ_m (Σ_m + σ²I)⁻¹ (z − μ_m)),
     here computed directly with full matrices."""
     images, directions = low_rank_images(n=120)
-    images[:60] += 16 * directions[1].reshape(1, 1, 64, 64)  # two clusters, 4 std apart along one latent direction
+    images[:60] += 16 * directions[1].reshape(
+        1, 1, 64, 64
+    )  # two clusters, 4 std apart along one latent direction
     model = LatentDenoiser(LatentConfig(components=4, width=16, depth=2, mixture=2), SCHEDULE)
     model.fit(images)
     z_train = model.encode(images)
@@ -81,16 +91,32 @@ def test_untrained_network_with_a_mixture_prior_is_the_mixture_posterior_mean():
     assert sorted(distance.argmin(1).tolist()) == [0, 1]  # one component per cluster, not one blend
     assert distance.min(1).values.max() < 0.1 * torch.dist(clusters[0], clusters[1])
     assert model.mixture_log_weight.exp().tolist() == pytest.approx([0.5, 0.5], abs=0.02)
-    cov = model.mixture_axes @ torch.diag_embed(model.mixture_var) @ model.mixture_axes.transpose(1, 2)
+    cov = (
+        model.mixture_axes
+        @ torch.diag_embed(model.mixture_var)
+        @ model.mixture_axes.transpose(1, 2)
+    )
     sigma = torch.tensor([0.05, 0.5, 3.0, 20.0])
-    z = z_train[[0, 70, 5, 100]] + sigma[:, None] * torch.randn(4, 4, generator=torch.Generator().manual_seed(1))
+    z = z_train[[0, 70, 5, 100]] + sigma[:, None] * torch.randn(
+        4, 4, generator=torch.Generator().manual_seed(1)
+    )
     expected = []
     for zi, s in zip(z.double(), sigma.double()):
         noisy_cov = cov.double() + s**2 * torch.eye(4, dtype=torch.float64)
-        log_p = model.mixture_log_weight.double() + torch.distributions.MultivariateNormal(model.mixture_mean.double(), noisy_cov).log_prob(zi)
-        means = model.mixture_mean.double() + (cov.double() @ torch.linalg.solve(noisy_cov, (zi - model.mixture_mean.double())[..., None]))[..., 0]
+        log_p = model.mixture_log_weight.double() + torch.distributions.MultivariateNormal(
+            model.mixture_mean.double(), noisy_cov
+        ).log_prob(zi)
+        means = (
+            model.mixture_mean.double()
+            + (
+                cov.double()
+                @ torch.linalg.solve(noisy_cov, (zi - model.mixture_mean.double())[..., None])
+            )[..., 0]
+        )
         expected.append(torch.softmax(log_p, 0) @ means)
-    torch.testing.assert_close(model.denoise_latent(z, sigma).double(), torch.stack(expected), atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(
+        model.denoise_latent(z, sigma).double(), torch.stack(expected), atol=1e-3, rtol=1e-3
+    )
     # more components than one per 5 training images: only that many are fitted, the rest weigh 0
     few = LatentDenoiser(LatentConfig(components=4, width=16, depth=1, mixture=50), SCHEDULE)
     few.fit(images[:40])
@@ -124,11 +150,15 @@ def test_latent_loss_has_the_image_space_loss_gradients():
     for a, b in zip(grads(image_loss), grads(latent_loss)):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-3)
     # the training batch draws the same kind of thing: latents at σ, the network's timestep, the weight
-    noisy, t, clean, w = latent_training_batch(model, SCHEDULE, images, torch.Generator().manual_seed(0))
+    noisy, t, clean, w = latent_training_batch(
+        model, SCHEDULE, images, torch.Generator().manual_seed(0)
+    )
     assert noisy.shape == clean.shape == (16, 4) and t.min() >= 0 and t.max() <= 1000
     torch.testing.assert_close(clean, z0)
     drawn = edm_sigma(t, SCHEDULE)  # the σ behind each row: its weight is the image-space loss's
-    torch.testing.assert_close(w, 4 / (edm_scalings(drawn, SCHEDULE.sigma_data)[1] ** 2 * 64 * 64), rtol=1e-4, atol=0)
+    torch.testing.assert_close(
+        w, 4 / (edm_scalings(drawn, SCHEDULE.sigma_data)[1] ** 2 * 64 * 64), rtol=1e-4, atol=0
+    )
     big, small = drawn.argmax(), drawn.argmin()
     assert (noisy - clean)[big].std() > (noisy - clean)[small].std()
 
@@ -141,25 +171,63 @@ def test_config_needs_edm_and_mse_for_the_latent_network():
     cfg = DiffusionConfig(network="pca-mlp", schedule=SCHEDULE, loss="mse", sampler="edm-dpmpp")
     assert DiffusionConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     # a config written before the latent network existed still loads (as a U-Net)
-    old = {k: v for k, v in DIFFUSION_PRESETS["quick"].to_dict().items() if k not in ("network", "latent")}
+    old = {
+        k: v
+        for k, v in DIFFUSION_PRESETS["quick"].to_dict().items()
+        if k not in ("network", "latent")
+    }
     assert DiffusionConfig.from_dict(old).network == "unet"
 
 
 def test_pca_mlp_trains_resumes_and_samples_through_the_cli(sim_store, tmp_path):
-    args = ["train-diffusion", str(sim_store), str(tmp_path / "m"), "--label", "silicone_oil", "--preset", "smoke",
-            "--objective", "edm", "--loss", "mse", "--network", "pca-mlp", "--latent-components", "8", "--latent-mixture", "4", "--max-images", "16",
-            "--sampler-steps", "6", "--symmetries", "auto", "--device", "cpu"]
+    args = [
+        "train-diffusion",
+        str(sim_store),
+        str(tmp_path / "m"),
+        "--label",
+        "silicone_oil",
+        "--preset",
+        "smoke",
+        "--objective",
+        "edm",
+        "--loss",
+        "mse",
+        "--network",
+        "pca-mlp",
+        "--latent-components",
+        "8",
+        "--latent-mixture",
+        "4",
+        "--max-images",
+        "16",
+        "--sampler-steps",
+        "6",
+        "--symmetries",
+        "auto",
+        "--device",
+        "cpu",
+    ]
     result = CliRunner().invoke(main, [*args, "--epochs", "2"])
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "m" / "config.json").read_text())
     saved = info["diffusion"]
-    assert saved["network"] == "pca-mlp" and saved["latent"]["components"] == 8 and saved["latent"]["mixture"] == 4
+    assert (
+        saved["network"] == "pca-mlp"
+        and saved["latent"]["components"] == 8
+        and saved["latent"]["mixture"] == 4
+    )
     # the symmetries training kept, and the test's p-values, are recorded with the model
-    assert saved["symmetries"] == "auto" and info["symmetries"][0] == "identity" and len(info["symmetry_p_values"]) == 7
+    assert (
+        saved["symmetries"] == "auto"
+        and info["symmetries"][0] == "identity"
+        and len(info["symmetry_p_values"]) == 7
+    )
     first = Generator.from_pretrained(tmp_path / "m", "cpu")
     assert first.unet.basis.shape == (8, 64 * 64) and first.unet.scale.min() > 0
     assert first.unet.mixture_mean.shape == (4, 8) and first.unet.mixture_var.min() > 0
-    assert (first.unet.mixture_log_weight > -1e29).sum() == 3  # 16 images: one Gaussian per 5 at most
+    assert (
+        first.unet.mixture_log_weight > -1e29
+    ).sum() == 3  # 16 images: one Gaussian per 5 at most
     # resuming keeps the fitted latent space and prior (they are in the checkpoint) and trains on
     result = CliRunner().invoke(main, [*args, "--epochs", "4", "--resume"])
     assert result.exit_code == 0, result.output
@@ -167,7 +235,9 @@ def test_pca_mlp_trains_resumes_and_samples_through_the_cli(sim_store, tmp_path)
     assert g.metadata["trained_epochs"] == 4
     torch.testing.assert_close(g.unet.basis, first.unet.basis)
     torch.testing.assert_close(g.unet.mixture_mean, first.unet.mixture_mean)
-    torch.testing.assert_close(g.unet.mixture_log_weight, first.unet.mixture_log_weight)  # the EMA keeps the unused weights finite
+    torch.testing.assert_close(
+        g.unet.mixture_log_weight, first.unet.mixture_log_weight
+    )  # the EMA keeps the unused weights finite
     assert any(not torch.equal(a, b) for a, b in zip(g.unet.parameters(), first.unet.parameters()))
     images = g.sample(5, seed=2)
     assert images.shape == (5, 64, 64) and images.dtype == np.uint8

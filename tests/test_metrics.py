@@ -27,9 +27,15 @@ def test_matches_sklearn(random_case):
     # paper Eq. 2: column-normalised diagonal; Eq. 3: its mean
     eq2 = np.diag(cm) / cm.sum(0)
     np.testing.assert_allclose([m["per_class"][c]["precision"] for c in CLASSES], eq2)
-    np.testing.assert_allclose([m["per_class"][c]["precision"] for c in CLASSES], precision_score(y, pred, average=None))
-    np.testing.assert_allclose([m["per_class"][c]["recall"] for c in CLASSES], np.diag(cm) / cm.sum(1))
-    np.testing.assert_allclose([m["per_class"][c]["recall"] for c in CLASSES], recall_score(y, pred, average=None))
+    np.testing.assert_allclose(
+        [m["per_class"][c]["precision"] for c in CLASSES], precision_score(y, pred, average=None)
+    )
+    np.testing.assert_allclose(
+        [m["per_class"][c]["recall"] for c in CLASSES], np.diag(cm) / cm.sum(1)
+    )
+    np.testing.assert_allclose(
+        [m["per_class"][c]["recall"] for c in CLASSES], recall_score(y, pred, average=None)
+    )
     assert m["macro_precision"] == pytest.approx(eq2.mean())
     aps = [average_precision_score(y == i, proba[:, i]) for i in range(3)]
     np.testing.assert_allclose([m["per_class"][c]["auprc"] for c in CLASSES], aps)
@@ -39,7 +45,15 @@ def test_matches_sklearn(random_case):
 def test_prevalence_weights_equal_replicated_data(random_case):
     """Weighting protein ×10 equals evaluating on a set with every protein repeated 10 times."""
     y, proba = random_case
-    w = prevalence_weights(y, CLASSES, {"protein": 10 * (y == 0).sum(), "silicone_oil": (y == 1).sum(), "air_bubble": (y == 2).sum()})
+    w = prevalence_weights(
+        y,
+        CLASSES,
+        {
+            "protein": 10 * (y == 0).sum(),
+            "silicone_oil": (y == 1).sum(),
+            "air_bubble": (y == 2).sum(),
+        },
+    )
     rep = np.where(y == 0, 10, 1)
     y_rep, p_rep = np.repeat(y, rep), np.repeat(proba, rep, axis=0)
     a = classification_metrics(y, proba, CLASSES, w)
@@ -52,9 +66,17 @@ def test_prevalence_weights_equal_replicated_data(random_case):
 def test_minority_precision_collapses_at_1000_to_1_while_recall_does_not(random_case):
     y, proba = random_case
     w = prevalence_weights(y, CLASSES, {"protein": 1000, "silicone_oil": 1, "air_bubble": 1})
-    raw, weighted = classification_metrics(y, proba, CLASSES), classification_metrics(y, proba, CLASSES, w)
-    assert weighted["per_class"]["silicone_oil"]["recall"] == pytest.approx(raw["per_class"]["silicone_oil"]["recall"])
-    assert weighted["per_class"]["silicone_oil"]["precision"] < 0.1 * raw["per_class"]["silicone_oil"]["precision"]
+    raw, weighted = (
+        classification_metrics(y, proba, CLASSES),
+        classification_metrics(y, proba, CLASSES, w),
+    )
+    assert weighted["per_class"]["silicone_oil"]["recall"] == pytest.approx(
+        raw["per_class"]["silicone_oil"]["recall"]
+    )
+    assert (
+        weighted["per_class"]["silicone_oil"]["precision"]
+        < 0.1 * raw["per_class"]["silicone_oil"]["precision"]
+    )
 
 
 def test_precision_at_recall():

@@ -33,7 +33,9 @@ def test_batch_preprocess_is_bit_exact_with_pillow():
     rng = np.random.default_rng(0)
     for side in range(8, 300):
         crops = rng.integers(0, 256, (2, side, side), dtype=np.uint8)
-        crops[1] = np.clip(rng.normal(170, 30, (side, side)), 0, 255).astype(np.uint8)  # a smooth image
+        crops[1] = np.clip(rng.normal(170, 30, (side, side)), 0, 255).astype(
+            np.uint8
+        )  # a smooth image
         batch = preprocess_batch(crops)
         for crop, got in zip(crops, batch):
             np.testing.assert_array_equal(got, preprocess(crop), err_msg=f"side {side}")

@@ -13,7 +13,9 @@ N = 1000
 
 @pytest.fixture(scope="module")
 def sim():
-    return simulate({"protein": N, "silicone_oil": N, "air_bubble": N}, seed=7, config=SimConfig(workers=2)).particles
+    return simulate(
+        {"protein": N, "silicone_oil": N, "air_bubble": N}, seed=7, config=SimConfig(workers=2)
+    ).particles
 
 
 def radial_profiles(images: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -36,7 +38,9 @@ def med(x):
 
 def test_mode_fractions(sim):
     t = sim.table
-    oil = t[t["true_label"] == "silicone_oil"]["subtype"].str.replace(r"^other_.*", "other", regex=True)
+    oil = t[t["true_label"] == "silicone_oil"]["subtype"].str.replace(
+        r"^other_.*", "other", regex=True
+    )
     frac = oil.value_counts(normalize=True)
     for mode, want in {"bright": 0.50, "dark": 0.30, "faint": 0.10, "other": 0.10}.items():
         assert abs(frac[mode] - want) < 0.05, (mode, frac[mode])
@@ -65,7 +69,9 @@ def test_small_bubbles_sit_below_the_centre(sim):
     dx, dy = xx - 32, yy - 32
     ring = (np.hypot(dx, dy) >= 6) & (np.hypot(dx, dy) < 14)
     dev = imgs.astype(float)[:, ring] - bg[:, None]
-    downward = (dev * (dy[ring] / np.hypot(dx, dy)[ring])).mean(1)  # the dipole's +y (down) component
+    downward = (dev * (dy[ring] / np.hypot(dx, dy)[ring])).mean(
+        1
+    )  # the dipole's +y (down) component
     assert -7 <= downward.mean() <= -2  # brighter above, i.e. the dark dome sits below
     assert np.mean(downward > 0) > 0.1  # a tendency, not a rule
 
@@ -81,7 +87,10 @@ def test_large_bubble_views(sim):
     window, _ = subset(sim, "air_bubble", "large_window")
     edge, _ = subset(sim, "air_bubble", "large_edge")
     assert np.median(((window > 50) & (window < 100)).mean((1, 2))) > 0.4
-    assert np.median((edge < 40).mean((1, 2))) > 0.3 and np.median(edge.reshape(len(edge), -1).max(1)) > 215
+    assert (
+        np.median((edge < 40).mean((1, 2))) > 0.3
+        and np.median(edge.reshape(len(edge), -1).max(1)) > 215
+    )
 
 
 def test_oil_profiles(sim):
@@ -101,7 +110,13 @@ def test_oil_profiles(sim):
 def test_profiles_match_the_real_tiles(real_fixtures):
     """After the figure's resampling round trip, the median radial profile of simulated
     droplets and bubbles stays within a few gray levels of the real tiles' at every radius."""
-    from svpgen.simulate.realism import figure_round_trip, radial_profiles as profiles, simulated_crops
+    from svpgen.simulate.realism import (
+        figure_round_trip,
+        simulated_crops,
+    )
+    from svpgen.simulate.realism import (
+        radial_profiles as profiles,
+    )
 
     tiles = np.load(real_fixtures / "paper_fig5" / "tiles.npz")
     for label, tolerance in (("silicone_oil", 14), ("air_bubble", 8)):
@@ -147,24 +162,36 @@ def test_one_feature_rule_is_not_enough(sim):
 
     aspect = aspect_ratios(sim.images)[:, None]
     for feature in (mean_intensity, aspect):
-        acc = cross_val_score(DecisionTreeClassifier(max_depth=2), feature, y, cv=3, scoring="balanced_accuracy").mean()
+        acc = cross_val_score(
+            DecisionTreeClassifier(max_depth=2), feature, y, cv=3, scoring="balanced_accuracy"
+        ).mean()
         assert acc <= 0.85, acc
 
 
 def test_deterministic_bytes_independent_of_workers():
-    a = simulate({"protein": 40, "silicone_oil": 30, "air_bubble": 30}, seed=3, config=SimConfig(workers=1)).particles
-    b = simulate({"protein": 40, "silicone_oil": 30, "air_bubble": 30}, seed=3, config=SimConfig(workers=2)).particles
-    c = simulate({"protein": 40, "silicone_oil": 30, "air_bubble": 30}, seed=4, config=SimConfig(workers=1)).particles
+    a = simulate(
+        {"protein": 40, "silicone_oil": 30, "air_bubble": 30}, seed=3, config=SimConfig(workers=1)
+    ).particles
+    b = simulate(
+        {"protein": 40, "silicone_oil": 30, "air_bubble": 30}, seed=3, config=SimConfig(workers=2)
+    ).particles
+    c = simulate(
+        {"protein": 40, "silicone_oil": 30, "air_bubble": 30}, seed=4, config=SimConfig(workers=1)
+    ).particles
     assert a.images.tobytes() == b.images.tobytes()
     assert a.table.equals(b.table)
     assert a.images.tobytes() != c.images.tobytes()
 
 
 def test_label_noise_rate():
-    p = simulate({"protein": 1500, "air_bubble": 1500}, seed=1, config=SimConfig(label_noise=0.04, workers=2)).particles
+    p = simulate(
+        {"protein": 1500, "air_bubble": 1500}, seed=1, config=SimConfig(label_noise=0.04, workers=2)
+    ).particles
     flipped = (p.table["label"] != p.table["true_label"]).mean()
     assert 0.03 < flipped < 0.09
-    clean = simulate({"protein": 200, "air_bubble": 200}, seed=1, config=SimConfig(label_noise=0.0, workers=1)).particles
+    clean = simulate(
+        {"protein": 200, "air_bubble": 200}, seed=1, config=SimConfig(label_noise=0.0, workers=1)
+    ).particles
     assert (clean.table["label"] == clean.table["true_label"]).all()
 
 
@@ -182,8 +209,25 @@ def test_flowcam_export_roundtrip_and_folder(tmp_path):
     from svpgen.data.store import ParticleStore
 
     runner = CliRunner()
-    args = ["--protein", "30", "--silicone-oil", "20", "--air-bubble", "20", "--seed", "5", "--workers", "1"]
-    assert runner.invoke(main, ["simulate", str(tmp_path / "store"), *args, "--preview", str(tmp_path / "grid.png")]).exit_code == 0
+    args = [
+        "--protein",
+        "30",
+        "--silicone-oil",
+        "20",
+        "--air-bubble",
+        "20",
+        "--seed",
+        "5",
+        "--workers",
+        "1",
+    ]
+    assert (
+        runner.invoke(
+            main,
+            ["simulate", str(tmp_path / "store"), *args, "--preview", str(tmp_path / "grid.png")],
+        ).exit_code
+        == 0
+    )
     res = runner.invoke(main, ["simulate", str(tmp_path / "fc"), *args, "--format", "flowcam"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(main, ["simulate", str(tmp_path / "folder"), *args, "--format", "folder"])

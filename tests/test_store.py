@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 
 from svpgen.data.splits import check_disjoint, split_indices
-from svpgen.data.store import ParticleStore, Particles, concatenate, describe, provenance_record
+from svpgen.data.store import Particles, ParticleStore, concatenate, describe, provenance_record
 from svpgen.errors import LeakageError, SvpgenError
 
 
 def make_particles(n: int, label: str = "protein", prefix: str = "p", seed: int = 0) -> Particles:
     images = np.random.default_rng(seed).integers(0, 256, (n, 64, 64), dtype=np.uint8)
-    return Particles.from_arrays(images, labels=label, source="simulated", ids=[f"{prefix}{i}" for i in range(n)])
+    return Particles.from_arrays(
+        images, labels=label, source="simulated", ids=[f"{prefix}{i}" for i in range(n)]
+    )
 
 
 def test_create_open_roundtrip(tmp_path):
@@ -41,7 +43,9 @@ def test_refuses_existing_store_and_duplicate_ids(tmp_path):
     with pytest.raises(SvpgenError, match="already holds a store with 2 particles"):
         ParticleStore.write(tmp_path / "s", make_particles(2), provenance_record("a"))
     with pytest.raises(SvpgenError, match="already in the store"):
-        ParticleStore.write(tmp_path / "s", make_particles(2), provenance_record("a"), mode="append")
+        ParticleStore.write(
+            tmp_path / "s", make_particles(2), provenance_record("a"), mode="append"
+        )
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "x.txt").write_text("x")
     with pytest.raises(SvpgenError, match="not a ParticleStore"):
@@ -63,7 +67,9 @@ def test_crash_mid_write_leaves_old_store(tmp_path, monkeypatch):
 
     monkeypatch.setattr("pandas.DataFrame.to_parquet", boom)
     with pytest.raises(KeyboardInterrupt):
-        ParticleStore.write(tmp_path / "s", make_particles(5, prefix="q"), provenance_record("b"), mode="append")
+        ParticleStore.write(
+            tmp_path / "s", make_particles(5, prefix="q"), provenance_record("b"), mode="append"
+        )
     monkeypatch.undo()
     assert len(ParticleStore(tmp_path / "s")) == 3
     assert [p.name for p in tmp_path.iterdir()] == ["s"]  # no temp debris
@@ -77,7 +83,9 @@ def test_crash_between_renames_recovers(tmp_path):
 
 def test_concatenate(tmp_path):
     ParticleStore.write(tmp_path / "a", make_particles(2), provenance_record("a"))
-    ParticleStore.write(tmp_path / "b", make_particles(3, "air_bubble", "b"), provenance_record("b"))
+    ParticleStore.write(
+        tmp_path / "b", make_particles(3, "air_bubble", "b"), provenance_record("b")
+    )
     merged = concatenate([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
     assert len(merged) == 5 and set(merged.table["label"]) == {"protein", "air_bubble"}
 
@@ -96,5 +104,7 @@ def test_split_disjoint_by_hash_and_reproducible():
 
 def test_leakage_reported_with_count_and_ids():
     parts = make_particles(10)
-    with pytest.raises(LeakageError, match=r"3 image\(s\) of train also appear in eval \(e.g. ids p0, p1, p2\)"):
+    with pytest.raises(
+        LeakageError, match=r"3 image\(s\) of train also appear in eval \(e.g. ids p0, p1, p2\)"
+    ):
         check_disjoint(parts.table.iloc[:3], parts.table, "train", "eval")

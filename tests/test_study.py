@@ -20,8 +20,16 @@ from svpgen.study.grid import study_trials
 
 def test_table1_scaling():
     cfg = STUDY_PRESETS["paper"]
-    assert table1_counts("Real-4", cfg) == {"protein": (20000, 0), "silicone_oil": (1000, 0), "air_bubble": (1000, 0)}
-    assert table1_counts("Mixed-2", cfg) == {"protein": (5000, 0), "silicone_oil": (1000, 4000), "air_bubble": (1000, 4000)}
+    assert table1_counts("Real-4", cfg) == {
+        "protein": (20000, 0),
+        "silicone_oil": (1000, 0),
+        "air_bubble": (1000, 0),
+    }
+    assert table1_counts("Mixed-2", cfg) == {
+        "protein": (5000, 0),
+        "silicone_oil": (1000, 4000),
+        "air_bubble": (1000, 4000),
+    }
     assert len(study_trials(cfg)) == 2 * (9 + 3) * 126  # 126 grid points per model per dataset
 
 
@@ -35,15 +43,41 @@ def test_config_file_overrides(tmp_path):
 
 
 def _study_cmd(out: Path, config: Path) -> list[str]:
-    return [sys.executable, "-m", "svpgen.cli", "study", "--preset", "smoke", "--config", str(config), "--out", str(out), "--device", "cpu"]
+    return [
+        sys.executable,
+        "-m",
+        "svpgen.cli",
+        "study",
+        "--preset",
+        "smoke",
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
 
 
 @pytest.mark.slow
 def test_smoke_study_killed_mid_grid_resumes(tmp_path):
     config = tmp_path / "study.json"
-    config.write_text(json.dumps({"grid": {"optimizer": ["adam"], "lr": [1e-3, 1e-4], "weight_decay": [1e-4], "batch_size": [16, 32]}}))
+    config.write_text(
+        json.dumps(
+            {
+                "grid": {
+                    "optimizer": ["adam"],
+                    "lr": [1e-3, 1e-4],
+                    "weight_decay": [1e-4],
+                    "batch_size": [16, 32],
+                }
+            }
+        )
+    )
     out = tmp_path / "study"
-    proc = subprocess.Popen(_study_cmd(out, config), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _study_cmd(out, config), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not list((out / "runs").glob("*/*/*/done.json")):
         time.sleep(0.05)
@@ -74,7 +108,11 @@ def test_smoke_study_killed_mid_grid_resumes(tmp_path):
     from svpgen.data.splits import check_disjoint
     from svpgen.data.store import ParticleStore
 
-    pools = {p.name: ParticleStore(p).table for p in (out / "data").iterdir() if (p / "store.json").exists()}
+    pools = {
+        p.name: ParticleStore(p).table
+        for p in (out / "data").iterdir()
+        if (p / "store.json").exists()
+    }
     names = sorted(pools)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
@@ -86,17 +124,43 @@ def test_smoke_study_killed_mid_grid_resumes(tmp_path):
         pytest.skip("chromium not installed (.ci/run installs it)")
     shot = tmp_path / "report.png"
     dom = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'chrome'}", "--dump-dom", (out / "report" / "report.html").as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chrome'}",
+            "--dump-dom",
+            (out / "report" / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert dom.returncode == 0, dom.stderr[-1000:]
     assert 'id="table2-prevalence"' in dom.stdout and dom.stdout.count("<img") >= 4
     subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'chrome2'}", f"--screenshot={shot}", "--window-size=1200,1600",
-         (out / "report" / "report.html").as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chrome2'}",
+            f"--screenshot={shot}",
+            "--window-size=1200,1600",
+            (out / "report" / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert shot.exists() and shot.stat().st_size > 20_000
 
@@ -107,7 +171,9 @@ def test_study_refuses_changed_settings(tmp_path):
 
     out = tmp_path / "s"
     out.mkdir()
-    (out / "study.json").write_text(json.dumps({"config": {"preset": "other"}, "data": "simulated"}))
+    (out / "study.json").write_text(
+        json.dumps({"config": {"preset": "other"}, "data": "simulated"})
+    )
     with pytest.raises(SvpgenError, match="different settings"):
         run_study(STUDY_PRESETS["smoke"], out, echo=lambda s: None)
 
@@ -123,8 +189,16 @@ def test_grid_on_ray_local_cluster_matches_local_runner(tmp_path):
     out = tmp_path / "s"
     from dataclasses import replace
 
-    cfg = replace(cfg, grid={"optimizer": ("adam",), "lr": (1e-3, 1e-4), "weight_decay": (1e-4,), "batch_size": (32,)},
-                  baselines=("logit-adjust",))
+    cfg = replace(
+        cfg,
+        grid={
+            "optimizer": ("adam",),
+            "lr": (1e-3, 1e-4),
+            "weight_decay": (1e-4,),
+            "batch_size": (32,),
+        },
+        baselines=("logit-adjust",),
+    )
     # data, encoder, diffusion and generation stages first (local), then the grid on Ray
     import svpgen.study.runner as runner
 
@@ -140,9 +214,14 @@ def test_grid_on_ray_local_cluster_matches_local_runner(tmp_path):
     assert all(0 <= r["score"] <= 1 for r in records)
     # the logit-adjusted trials are not trained again: their twin's weights plus the deployment prior
     adjusted = [t for t in trials if t.imbalance == "logit-adjust"]
-    assert len(adjusted) == 2 and not (adjusted[0].run_dir(out / "runs") / "training_state.pt").exists()
+    assert (
+        len(adjusted) == 2
+        and not (adjusted[0].run_dir(out / "runs") / "training_state.pt").exists()
+    )
     shutil.rmtree(adjusted[1].run_dir(out / "runs"))
-    again = run_local(trials, cfg, out)  # nothing left to train: read back from done markers, one re-derived
+    again = run_local(
+        trials, cfg, out
+    )  # nothing left to train: read back from done markers, one re-derived
     assert [r["score"] for r in again] == [r["score"] for r in records]
     from svpgen.classify.classifier import Classifier
     from svpgen.data.store import ParticleStore
@@ -153,21 +232,57 @@ def test_grid_on_ray_local_cluster_matches_local_runner(tmp_path):
         rec = next(r for r in again if r["group"] == t.group and r["lr"] == t.lr)
         plain_rec = next(r for r in again if r["group"] == twin(t).group and r["lr"] == t.lr)
         assert rec["derived_from"] and rec["score"] == plain_rec["score"] and rec["seconds"] == 0
-        adj, plain = Classifier.from_pretrained(t.run_dir(out / "runs"), "cpu"), Classifier.from_pretrained(twin(t).run_dir(out / "runs"), "cpu")
-        assert adj.config.imbalance == "logit-adjust" and plain.logit_offset is None and adj.logit_offset[0] > 0  # protein favoured at 1000:1
-        np.testing.assert_allclose(adj.predict_logits(images), plain.predict_logits(images) + adj.logit_offset, rtol=1e-6, atol=1e-6)
+        adj, plain = (
+            Classifier.from_pretrained(t.run_dir(out / "runs"), "cpu"),
+            Classifier.from_pretrained(twin(t).run_dir(out / "runs"), "cpu"),
+        )
+        assert (
+            adj.config.imbalance == "logit-adjust"
+            and plain.logit_offset is None
+            and adj.logit_offset[0] > 0
+        )  # protein favoured at 1000:1
+        np.testing.assert_allclose(
+            adj.predict_logits(images),
+            plain.predict_logits(images) + adj.logit_offset,
+            rtol=1e-6,
+            atol=1e-6,
+        )
     # its evaluation from the twin's predictions equals running the network again
     from svpgen.errors import SvpgenError
     from svpgen.evaluate.evaluation import evaluate_model
 
     t, tune = adjusted[0], out / "data" / "tune"
-    evaluate_model(twin(t).run_dir(out / "runs"), tune, tmp_path / "plain", figures=False, progress=False)
+    evaluate_model(
+        twin(t).run_dir(out / "runs"), tune, tmp_path / "plain", figures=False, progress=False
+    )
     twin_csv = tmp_path / "plain" / "predictions.csv"
-    full = evaluate_model(t.run_dir(out / "runs"), tune, tmp_path / "full", figures=False, progress=False)
-    reused = evaluate_model(t.run_dir(out / "runs"), tune, tmp_path / "reused", figures=False, progress=False, twin_predictions=twin_csv)
+    full = evaluate_model(
+        t.run_dir(out / "runs"), tune, tmp_path / "full", figures=False, progress=False
+    )
+    reused = evaluate_model(
+        t.run_dir(out / "runs"),
+        tune,
+        tmp_path / "reused",
+        figures=False,
+        progress=False,
+        twin_predictions=twin_csv,
+    )
     p_cols = [c for c in pd.read_csv(twin_csv).columns if c.startswith("p_")]
-    np.testing.assert_allclose(pd.read_csv(tmp_path / "reused" / "predictions.csv")[p_cols], pd.read_csv(tmp_path / "full" / "predictions.csv")[p_cols],
-                               rtol=1e-6, atol=1e-9)
-    assert reused["as_sampled"]["macro_auprc"] == pytest.approx(full["as_sampled"]["macro_auprc"], abs=1e-9)
+    np.testing.assert_allclose(
+        pd.read_csv(tmp_path / "reused" / "predictions.csv")[p_cols],
+        pd.read_csv(tmp_path / "full" / "predictions.csv")[p_cols],
+        rtol=1e-6,
+        atol=1e-9,
+    )
+    assert reused["as_sampled"]["macro_auprc"] == pytest.approx(
+        full["as_sampled"]["macro_auprc"], abs=1e-9
+    )
     with pytest.raises(SvpgenError, match="not a logit-adjusted model"):
-        evaluate_model(twin(t).run_dir(out / "runs"), tune, tmp_path / "wrong", figures=False, progress=False, twin_predictions=twin_csv)
+        evaluate_model(
+            twin(t).run_dir(out / "runs"),
+            tune,
+            tmp_path / "wrong",
+            figures=False,
+            progress=False,
+            twin_predictions=twin_csv,
+        )

@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from svpgen.data.augment import (SYMMETRIES, SYMMETRY_NAMES, apply_symmetry, dihedral, invariant_symmetries,
-                                 random_symmetry, subgroups)
+from svpgen.data.augment import (
+    SYMMETRIES,
+    SYMMETRY_NAMES,
+    apply_symmetry,
+    dihedral,
+    invariant_symmetries,
+    random_symmetry,
+    subgroups,
+)
 from svpgen.diffusion.config import DiffusionConfig, LatentConfig, ScheduleConfig
 from svpgen.diffusion.latent import LatentDenoiser
 from svpgen.errors import SvpgenError
@@ -28,8 +35,10 @@ def test_the_ten_subgroups_are_closed():
 def test_random_symmetry_draws_from_its_group():
     x = torch.randn(64, 1, 8, 8)
     # all eight: the same draws as the paper's dihedral augmentation (old runs reproduce)
-    torch.testing.assert_close(random_symmetry(x, SYMMETRIES, torch.Generator().manual_seed(1)),
-                               dihedral(x, torch.Generator().manual_seed(1)))
+    torch.testing.assert_close(
+        random_symmetry(x, SYMMETRIES, torch.Generator().manual_seed(1)),
+        dihedral(x, torch.Generator().manual_seed(1)),
+    )
     out = random_symmetry(x, MIRROR, torch.Generator().manual_seed(1))
     same = (out == x).flatten(1).all(1)
     mirrored = (out == x.flip(-1)).flatten(1).all(1)
@@ -70,7 +79,9 @@ def test_too_few_images_reject_nothing():
     images[:, 40:50, 28:36] -= 80  # five images, every one dark below the centre
     images += rng.normal(0, 2, images.shape)
     group, p = invariant_symmetries(images)
-    assert set(group) == set(SYMMETRIES) and min(p.values()) >= 0.05  # 5 images: 32 sign patterns, ≥ 2 as extreme
+    assert (
+        set(group) == set(SYMMETRIES) and min(p.values()) >= 0.05
+    )  # 5 images: 32 sign patterns, ≥ 2 as extreme
     group, _ = invariant_symmetries(np.repeat(images, 20, 0) + rng.normal(0, 2, (100, 64, 64)))
     assert group != SYMMETRIES and len(group) <= 2  # a hundred of them do
 

@@ -75,12 +75,18 @@ def read_torch_state(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and weights-only errors all mean "not such a checkpoint"
-        raise SvpgenError(f"{path}: not a PyTorch checkpoint that loads with weights_only=True ({type(err).__name__}: {str(err).splitlines()[0][:120]})") from None
+        raise SvpgenError(
+            f"{path}: not a PyTorch checkpoint that loads with weights_only=True ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+        ) from None
     if isinstance(obj, dict) and len(obj) <= 3:
         for key in ("model", "state_dict", "ema"):
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if (
+        not isinstance(obj, dict)
+        or not obj
+        or not all(isinstance(v, torch.Tensor) for v in obj.values())
+    ):
         raise SvpgenError(f"{path}: expected a state dict of tensors, got {type(obj).__name__}")
     return obj

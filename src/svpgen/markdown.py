@@ -21,7 +21,12 @@ def markdown_table(frame: pd.DataFrame, float_format: str = ".3f", empty: str = 
     if frame.empty:
         return empty
     cols = [str(c) for c in frame.columns]
-    align = ["---:" if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]) else "---" for c in frame.columns]
+    align = [
+        "---:"
+        if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+        else "---"
+        for c in frame.columns
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(align) + "|"]
     for row in frame.itertuples(index=False):
         lines.append("| " + " | ".join(_cell(v, float_format) for v in row) + " |")

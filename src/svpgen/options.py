@@ -19,7 +19,9 @@ def parse_floats(text: str, option: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise SvpgenError(f"{option} {text!r}: expected comma-separated numbers, e.g. 0.485,0.456,0.406") from None
+        raise SvpgenError(
+            f"{option} {text!r}: expected comma-separated numbers, e.g. 0.485,0.456,0.406"
+        ) from None
 
 
 def with_overrides(config, **overrides):

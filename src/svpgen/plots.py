@@ -20,10 +20,16 @@ def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     return Path(path)
 
 
-def sample_grid(groups: dict[str, np.ndarray], path: str | Path, per_row: int = 8, title: str | None = None) -> Path:
+def sample_grid(
+    groups: dict[str, np.ndarray], path: str | Path, per_row: int = 8, title: str | None = None
+) -> Path:
     """One labelled block of ``per_row``-wide image rows per group (the paper's Fig. 5 style)."""
     groups = {k: v for k, v in groups.items() if len(v)}
-    rows = [(name, imgs[i : i + per_row]) for name, imgs in groups.items() for i in range(0, len(imgs), per_row)]
+    rows = [
+        (name, imgs[i : i + per_row])
+        for name, imgs in groups.items()
+        for i in range(0, len(imgs), per_row)
+    ]
     fig = Figure(figsize=(per_row * 0.9, len(rows) * 0.95 + 0.4))
     axes = fig.subplots(len(rows), per_row, squeeze=False)
     for r, (name, imgs) in enumerate(rows):
@@ -36,14 +42,23 @@ def sample_grid(groups: dict[str, np.ndarray], path: str | Path, per_row: int = 
                 ax.imshow(imgs[c], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         first_of_group = r == 0 or rows[r - 1][0] != name
         if first_of_group:
-            axes[r, 0].set_ylabel(name.replace("_", " "), rotation=0, ha="right", va="center", fontsize=9)
+            axes[r, 0].set_ylabel(
+                name.replace("_", " "), rotation=0, ha="right", va="center", fontsize=9
+            )
     if title:
         fig.suptitle(title, fontsize=10)
     fig.subplots_adjust(wspace=0.04, hspace=0.04)
     return save(fig, path)
 
 
-def line_curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], path: str | Path, xlabel: str, ylabel: str, title: str = "", logy: bool = False) -> Path:
+def line_curves(
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    path: str | Path,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logy: bool = False,
+) -> Path:
     """Simple x/y curves (loss, FID…) on one axis."""
     fig = Figure(figsize=(5, 3.2))
     ax = fig.subplots()
@@ -60,7 +75,12 @@ def line_curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], path
     return save(fig, path)
 
 
-def denoising_strip(trajectory: list[tuple[str, np.ndarray]], path: str | Path, rows: int = 4, title: str | None = None) -> Path:
+def denoising_strip(
+    trajectory: list[tuple[str, np.ndarray]],
+    path: str | Path,
+    rows: int = 4,
+    title: str | None = None,
+) -> Path:
     """Rows of images across denoising steps, noisy (left) to clean (right): paper Fig. 2."""
     cols = len(trajectory)
     rows = min(rows, len(trajectory[0][1])) if trajectory else 0
@@ -78,7 +98,13 @@ def denoising_strip(trajectory: list[tuple[str, np.ndarray]], path: str | Path, 
     return save(fig, path)
 
 
-def confusion(cm: np.ndarray, classes: list[str], path: str | Path, normalise: str | None = None, title: str = "") -> Path:
+def confusion(
+    cm: np.ndarray,
+    classes: list[str],
+    path: str | Path,
+    normalise: str | None = None,
+    title: str = "",
+) -> Path:
     """Confusion matrix heat map: counts, or normalised by true row ('true') / predicted column ('pred')."""
     cm = np.asarray(cm, dtype=np.float64)
     if normalise == "true":
@@ -98,11 +124,25 @@ def confusion(cm: np.ndarray, classes: list[str], path: str | Path, normalise: s
     ax.set_xticks(range(len(classes)), names, fontsize=8)
     ax.set_yticks(range(len(classes)), names, fontsize=8)
     ax.set_xlabel("predicted"), ax.set_ylabel("true")
-    ax.set_title(title or {"true": "recall (row-normalised)", "pred": "precision (column-normalised, paper Eq. 2)"}.get(normalise, "counts"), fontsize=9)
+    ax.set_title(
+        title
+        or {
+            "true": "recall (row-normalised)",
+            "pred": "precision (column-normalised, paper Eq. 2)",
+        }.get(normalise, "counts"),
+        fontsize=9,
+    )
     return save(fig, path)
 
 
-def pr_curves(y: np.ndarray, proba: np.ndarray, classes: list[str], path: str | Path, sample_weight: np.ndarray | None = None, title: str = "") -> Path:
+def pr_curves(
+    y: np.ndarray,
+    proba: np.ndarray,
+    classes: list[str],
+    path: str | Path,
+    sample_weight: np.ndarray | None = None,
+    title: str = "",
+) -> Path:
     """One-vs-rest precision–recall curve per class, with its AUPRC in the legend."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
@@ -122,7 +162,14 @@ def pr_curves(y: np.ndarray, proba: np.ndarray, classes: list[str], path: str | 
     return save(fig, path)
 
 
-def misclassified_gallery(images: np.ndarray, y: np.ndarray, proba: np.ndarray, classes: list[str], path: str | Path, per_class: int = 8) -> Path:
+def misclassified_gallery(
+    images: np.ndarray,
+    y: np.ndarray,
+    proba: np.ndarray,
+    classes: list[str],
+    path: str | Path,
+    per_class: int = 8,
+) -> Path:
     """The most confidently misclassified crops per true class (paper Fig. 6)."""
     pred = proba.argmax(1)
     fig = Figure(figsize=(per_class * 0.95, len(classes) * 1.15 + 0.3))
@@ -146,7 +193,9 @@ def size_distribution(sizes_um: np.ndarray, classes: np.ndarray, path: str | Pat
     """Cumulative count ≥ size per class, log-log (the usual FIM size-distribution view)."""
     fig = Figure(figsize=(5, 3.4))
     ax = fig.subplots()
-    grid = np.logspace(np.log10(max(0.5, np.nanmin(sizes_um))), np.log10(max(1.0, np.nanmax(sizes_um))), 60)
+    grid = np.logspace(
+        np.log10(max(0.5, np.nanmin(sizes_um))), np.log10(max(1.0, np.nanmax(sizes_um))), 60
+    )
     for c in sorted(set(classes)):
         s = np.sort(sizes_um[classes == c])
         counts = len(s) - np.searchsorted(s, grid, side="left")
@@ -160,7 +209,9 @@ def size_distribution(sizes_um: np.ndarray, classes: np.ndarray, path: str | Pat
     return save(fig, path)
 
 
-def histograms(pairs: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, labels=("real", "generated")) -> Path:
+def histograms(
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, labels=("real", "generated")
+) -> Path:
     """Overlaid real-vs-generated histograms, one panel per feature."""
     n = len(pairs)
     cols = min(4, max(1, n))
@@ -181,7 +232,11 @@ def histograms(pairs: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path
     return save(fig, path)
 
 
-def realism_panel(classes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], path: str | Path, per_row: int = 10) -> Path:
+def realism_panel(
+    classes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    path: str | Path,
+    per_row: int = 10,
+) -> Path:
     """Per class: a row block of real crops, a block of simulated crops, and the radial
     profile bands (quartiles 25/50/75 per radius) of both. ``classes[label] = (real,
     simulated, real_profile 3×R, simulated_profile 3×R)``."""
@@ -193,7 +248,11 @@ def realism_panel(classes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, n
         sub = grid[i, 0].subgridspec(rows, per_row, wspace=0.03, hspace=0.03)
         tiles = [("real", t) for t in real] + [("sim", t) for t in sim]
         for j, (kind, tile) in enumerate(tiles):
-            row = j // per_row if kind == "real" else int(np.ceil(len(real) / per_row)) + (j - len(real)) // per_row
+            row = (
+                j // per_row
+                if kind == "real"
+                else int(np.ceil(len(real) / per_row)) + (j - len(real)) // per_row
+            )
             ax = fig.add_subplot(sub[row, (j if kind == "real" else j - len(real)) % per_row])
             ax.imshow(tile, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
@@ -212,21 +271,36 @@ def realism_panel(classes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, n
     return save(fig, path)
 
 
-def differences(comparisons, path: str | Path, metrics: tuple[str, ...] = ("macro AUPRC", "macro R")) -> Path:
+def differences(
+    comparisons, path: str | Path, metrics: tuple[str, ...] = ("macro AUPRC", "macro R")
+) -> Path:
     """Paired differences with their 95% intervals, one row per comparison, a panel per metric."""
-    fig = Figure(figsize=(4.2 * len(metrics), 0.45 * max(1, comparisons["candidate"].nunique() + 1) + 1.2))
+    fig = Figure(
+        figsize=(4.2 * len(metrics), 0.45 * max(1, comparisons["candidate"].nunique() + 1) + 1.2)
+    )
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics):
         rows = comparisons[comparisons["metric"] == metric].reset_index(drop=True)
         ypos = np.arange(len(rows))[::-1]
-        colors = ["C2" if v == "better" else "C3" if v == "worse" else "C7" for v in rows["verdict"]]
+        colors = [
+            "C2" if v == "better" else "C3" if v == "worse" else "C7" for v in rows["verdict"]
+        ]
         for y, (d, lo, hi), color in zip(ypos, rows[["difference", "lo", "hi"]].to_numpy(), colors):
             ax.errorbar([d], [y], xerr=[[d - lo], [hi - d]], fmt="o", color=color, capsize=3)
         ax.axvline(0, color="k", lw=0.8)
-        ax.set_yticks(ypos, [f"{c.split('/', 1)[1]} vs {r.split('/', 1)[1]}" for c, r in zip(rows["candidate"], rows["reference"])], fontsize=8)
+        ax.set_yticks(
+            ypos,
+            [
+                f"{c.split('/', 1)[1]} vs {r.split('/', 1)[1]}"
+                for c, r in zip(rows["candidate"], rows["reference"])
+            ],
+            fontsize=8,
+        )
         ax.set_xlabel(f"difference in {metric} (95% interval)", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(alpha=0.3, axis="x")
-    fig.suptitle("paired comparisons: green better, red worse, gray no detectable difference", fontsize=9)
+    fig.suptitle(
+        "paired comparisons: green better, red worse, gray no detectable difference", fontsize=9
+    )
     fig.tight_layout()
     return save(fig, path)

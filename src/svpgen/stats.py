@@ -32,7 +32,9 @@ def pooled_pixels(images: np.ndarray) -> np.ndarray:
 
 def features(images: np.ndarray) -> np.ndarray:
     """What the two-sample test sees: 16×16 average-pooled pixels and the radial profile."""
-    return np.hstack([pooled_pixels(images).reshape(len(images), -1), radial_profiles(images)]) / 255.0
+    return (
+        np.hstack([pooled_pixels(images).reshape(len(images), -1), radial_profiles(images)]) / 255.0
+    )
 
 
 def random_orientation(images: np.ndarray, seed: int) -> np.ndarray:
@@ -45,7 +47,14 @@ def random_orientation(images: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
-def _fit_and_score(model, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray | None, scoring: str | None):
+def _fit_and_score(
+    model,
+    x: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray | None,
+    scoring: str | None,
+):
     from sklearn.base import clone
     from sklearn.metrics import check_scoring
 
@@ -53,7 +62,13 @@ def _fit_and_score(model, x: np.ndarray, y: np.ndarray, train: np.ndarray, test:
     return fitted if test is None else check_scoring(fitted, scoring)(fitted, x[test], y[test])
 
 
-def fit_folds(jobs: list[tuple], x: np.ndarray, y: np.ndarray, scoring: str | None = None, n_jobs: int | None = None) -> list:
+def fit_folds(
+    jobs: list[tuple],
+    x: np.ndarray,
+    y: np.ndarray,
+    scoring: str | None = None,
+    n_jobs: int | None = None,
+) -> list:
     """For each ``(model, train rows, test rows)``: a clone of the model fitted on the train
     rows, scored on the test rows (``scoring`` as in scikit-learn; test rows None: the fitted
     clone itself). ``n_jobs`` processes at a time (joblib; None: one after another, here),
@@ -62,11 +77,19 @@ def fit_folds(jobs: list[tuple], x: np.ndarray, y: np.ndarray, scoring: str | No
     for 5 rounds, where two 5-fold calls would take 6."""
     from joblib import Parallel, delayed
 
-    return Parallel(n_jobs=n_jobs)(delayed(_fit_and_score)(model, x, y, train, test, scoring) for model, train, test in jobs)
+    return Parallel(n_jobs=n_jobs)(
+        delayed(_fit_and_score)(model, x, y, train, test, scoring) for model, train, test in jobs
+    )
 
 
-def two_sample_auc(real: np.ndarray, other: np.ndarray, seed: int = 0, folds: int = 5, orientation: str = "as_is",
-                   n_jobs: int | None = None) -> dict[str, float]:
+def two_sample_auc(
+    real: np.ndarray,
+    other: np.ndarray,
+    seed: int = 0,
+    folds: int = 5,
+    orientation: str = "as_is",
+    n_jobs: int | None = None,
+) -> dict[str, float]:
     """Cross-validated ROC AUC of telling ``other`` from ``real`` (equal numbers drawn),
     per classifier: logistic regression and gradient boosting. ``orientation="random"``
     first gives both sets random orientations, so a curated set's orientation habits
@@ -80,7 +103,10 @@ def two_sample_auc(real: np.ndarray, other: np.ndarray, seed: int = 0, folds: in
 
     rng = np.random.default_rng(seed)
     n = min(len(real), len(other))
-    a, b = real[rng.choice(len(real), n, replace=False)], other[rng.choice(len(other), n, replace=False)]
+    a, b = (
+        real[rng.choice(len(real), n, replace=False)],
+        other[rng.choice(len(other), n, replace=False)],
+    )
     if orientation == "random":
         a, b = random_orientation(a, seed), random_orientation(b, seed + 1)
     x = np.vstack([features(a), features(b)])
@@ -88,7 +114,17 @@ def two_sample_auc(real: np.ndarray, other: np.ndarray, seed: int = 0, folds: in
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
     models = {
         "logreg": make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)),
-        "gbm": HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_depth=3, random_state=seed),
+        "gbm": HistGradientBoostingClassifier(
+            max_iter=100, learning_rate=0.1, max_depth=3, random_state=seed
+        ),
     }
-    scores = fit_folds([(model, train, test) for model in models.values() for train, test in splits], x, y, "roc_auc", n_jobs)
-    return {name: float(np.mean(scores[i * folds : (i + 1) * folds])) for i, name in enumerate(models)}
+    scores = fit_folds(
+        [(model, train, test) for model in models.values() for train, test in splits],
+        x,
+        y,
+        "roc_auc",
+        n_jobs,
+    )
+    return {
+        name: float(np.mean(scores[i * folds : (i + 1) * folds])) for i, name in enumerate(models)
+    }

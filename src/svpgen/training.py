@@ -24,7 +24,9 @@ def state_path(out: Path, resume: bool) -> Path:
     """``out/training_state.pt``; refuses to start over an existing run unless resuming."""
     path = Path(out) / STATE_FILE
     if not resume and path.exists():
-        raise SvpgenError(f"{out} already holds a training run; pass --resume to continue it or choose a new OUT")
+        raise SvpgenError(
+            f"{out} already holds a training run; pass --resume to continue it or choose a new OUT"
+        )
     return path
 
 
@@ -47,12 +49,20 @@ def autocast(device: str | torch.device):
     return contextlib.nullcontext()
 
 
-def check_finite(loss: float, epoch: int, batch: int, out: Path, last_good_epoch: int | None) -> None:
+def check_finite(
+    loss: float, epoch: int, batch: int, out: Path, last_good_epoch: int | None
+) -> None:
     """Stop with :class:`TrainingDiverged` on a NaN/inf loss, naming the checkpoint kept."""
     if torch.isfinite(torch.tensor(loss)):
         return
-    where = f"last good checkpoint: epoch {last_good_epoch} in {out}" if last_good_epoch else "no checkpoint was written yet"
-    raise TrainingDiverged(f"non-finite loss ({loss}) at epoch {epoch}, batch {batch}; training stopped ({where})")
+    where = (
+        f"last good checkpoint: epoch {last_good_epoch} in {out}"
+        if last_good_epoch
+        else "no checkpoint was written yet"
+    )
+    raise TrainingDiverged(
+        f"non-finite loss ({loss}) at epoch {epoch}, batch {batch}; training stopped ({where})"
+    )
 
 
 def save_checkpoint(out: Path, state: dict, history: list[dict], history_file: str) -> None:

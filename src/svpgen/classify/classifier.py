@@ -14,7 +14,13 @@ from torch import nn
 
 from svpgen.checkpoint import read_artefact, save_artefact
 from svpgen.classify.config import ClassifierConfig
-from svpgen.classify.models import batched_outputs, build_classifier, fold_batchnorm, quantize_int8, to_input
+from svpgen.classify.models import (
+    batched_outputs,
+    build_classifier,
+    fold_batchnorm,
+    quantize_int8,
+    to_input,
+)
 from svpgen.data.preprocess import IMAGE_SIZE
 from svpgen.device import resolve_device
 from svpgen.errors import SvpgenError
@@ -26,7 +32,9 @@ def check_images(images: np.ndarray) -> np.ndarray:
     """The classifier's input contract: uint8 N×64×64 (what ``svpgen import`` produces)."""
     images = np.asarray(images)  # a memmap stays mapped: no copy
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise SvpgenError(f"classifier input must be uint8 N×{IMAGE_SIZE}×{IMAGE_SIZE} (got {images.dtype} {images.shape}); use svpgen import first")
+        raise SvpgenError(
+            f"classifier input must be uint8 N×{IMAGE_SIZE}×{IMAGE_SIZE} (got {images.dtype} {images.shape}); use svpgen import first"
+        )
     return images
 
 
@@ -39,7 +47,14 @@ class Classifier:
     in its metadata) adds log(deployment prior) − log(training prior) to its logits.
     """
 
-    def __init__(self, model: nn.Module, classes: list[str], config: ClassifierConfig, metadata: dict | None = None, device: str = "cpu"):
+    def __init__(
+        self,
+        model: nn.Module,
+        classes: list[str],
+        config: ClassifierConfig,
+        metadata: dict | None = None,
+        device: str = "cpu",
+    ):
         self.model = model.to(device).eval()
         self.classes: list[str] = list(classes)
         self.config, self.device = config, device
@@ -48,7 +63,9 @@ class Classifier:
         self._fp32: nn.Module | None = None
         self._int8: nn.Module | None = None
         deploy, train = self.metadata.get("deploy_prior"), self.metadata.get("train_prior")
-        self.logit_offset = None if deploy is None else np.log(np.asarray(deploy)) - np.log(np.asarray(train))
+        self.logit_offset = (
+            None if deploy is None else np.log(np.asarray(deploy)) - np.log(np.asarray(train))
+        )
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "auto") -> "Classifier":
@@ -56,7 +73,9 @@ class Classifier:
         path = Path(path)
         info, weights = read_artefact(path, KIND, "classifier")
         config = ClassifierConfig.from_dict(info["classifier"])
-        model = build_classifier(config.arch, len(info["classes"]), config.stem, in_chans=config.in_chans)
+        model = build_classifier(
+            config.arch, len(info["classes"]), config.stem, in_chans=config.in_chans
+        )
         model.load_state_dict(weights)
         metadata = {k: v for k, v in info.items() if k not in ("kind", "classes", "classifier")}
         clf = cls(model, info["classes"], config, metadata, resolve_device(device))
@@ -69,8 +88,13 @@ class Classifier:
         """Write ``model.safetensors`` + ``config.json`` (weights first, atomically)."""
         from svpgen import __version__
 
-        config = {"kind": KIND, "classes": self.classes, "classifier": self.config.to_dict(), "package_version": __version__,
-                  **{k: v for k, v in self.metadata.items() if k != "package_version"}}
+        config = {
+            "kind": KIND,
+            "classes": self.classes,
+            "classifier": self.config.to_dict(),
+            "package_version": __version__,
+            **{k: v for k, v in self.metadata.items() if k != "package_version"},
+        }
         save_artefact(Path(path), self.model.state_dict(), config)
         return Path(path)
 
@@ -81,7 +105,11 @@ class Classifier:
 
     def _fp32_model(self) -> nn.Module:
         if self._fp32 is None:
-            self._fp32 = fold_batchnorm(copy.deepcopy(self.model)).to(self.device, memory_format=torch.channels_last).eval()
+            self._fp32 = (
+                fold_batchnorm(copy.deepcopy(self.model))
+                .to(self.device, memory_format=torch.channels_last)
+                .eval()
+            )
         return self._fp32
 
     def quantize(self, calibration_images: np.ndarray, n: int = 512) -> "Classifier":
@@ -101,15 +129,21 @@ class Classifier:
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class probabilities N×C (float64), rows sum to 1, columns in ``classes`` order."""
-        return torch.softmax(torch.from_numpy(self.predict_logits(images, batch_size)).double(), 1).numpy()
+        return torch.softmax(
+            torch.from_numpy(self.predict_logits(images, batch_size)).double(), 1
+        ).numpy()
 
     def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """The most probable class name per image."""
-        return np.asarray(self.classes, dtype=object)[self.predict_proba(images, batch_size).argmax(1)]
+        return np.asarray(self.classes, dtype=object)[
+            self.predict_proba(images, batch_size).argmax(1)
+        ]
 
     def embed(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Penultimate-layer features N×d (float64): the particle encoder's feature space."""
-        return batched_outputs(self._fp32_model(), check_images(images), batch_size, self.device, True, self.config).astype(np.float64)
+        return batched_outputs(
+            self._fp32_model(), check_images(images), batch_size, self.device, True, self.config
+        ).astype(np.float64)
 
     def __repr__(self) -> str:
         return f"Classifier({self.config.arch}, classes={self.classes}, path={str(self.path) if self.path else None!r})"

@@ -40,15 +40,24 @@ class ClassifierConfig:
 
     def __post_init__(self):
         if self.in_chans not in (1, 3):
-            raise SvpgenError(f"in_chans must be 1 (gray) or 3 (gray repeated), got {self.in_chans}")
+            raise SvpgenError(
+                f"in_chans must be 1 (gray) or 3 (gray repeated), got {self.in_chans}"
+            )
         for name in ("input_mean", "input_std"):
             if len(getattr(self, name)) not in (1, self.in_chans):
                 raise SvpgenError(f"{name} {getattr(self, name)} needs 1 or {self.in_chans} values")
         if any(v <= 0 for v in self.input_std):
             raise SvpgenError(f"input_std must be > 0 (got {self.input_std})")
-        for name, allowed in (("arch", ARCHS), ("stem", STEMS), ("optimizer", OPTIMIZERS), ("imbalance", IMBALANCE)):
+        for name, allowed in (
+            ("arch", ARCHS),
+            ("stem", STEMS),
+            ("optimizer", OPTIMIZERS),
+            ("imbalance", IMBALANCE),
+        ):
             if getattr(self, name) not in allowed:
-                raise SvpgenError(f"unknown {name} {getattr(self, name)!r}; choose from {', '.join(allowed)}")
+                raise SvpgenError(
+                    f"unknown {name} {getattr(self, name)!r}; choose from {', '.join(allowed)}"
+                )
         for name in ("lr", "batch_size", "epochs", "patience"):
             if getattr(self, name) <= 0:
                 raise SvpgenError(f"classifier {name} must be > 0 (got {getattr(self, name)})")
@@ -72,7 +81,9 @@ class ClassifierConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ClassifierConfig":
         known = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
+        return cls(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}
+        )
 
     @classmethod
     def from_preset(cls, name: str) -> "ClassifierConfig":

@@ -22,7 +22,13 @@ from svpgen.errors import SvpgenError
 DEFAULT_INPUT = ClassifierConfig()  # the input scaling svpgen's own classifiers use
 
 
-def build_classifier(arch: str, num_classes: int, stem: str = "standard", pretrained: str | Path | None = None, in_chans: int = 1) -> nn.Module:
+def build_classifier(
+    arch: str,
+    num_classes: int,
+    stem: str = "standard",
+    pretrained: str | Path | None = None,
+    in_chans: int = 1,
+) -> nn.Module:
     """A timm ResNet with ``in_chans`` input channels (1: gray) and ``num_classes`` outputs."""
     if arch not in ARCHS:
         raise SvpgenError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
@@ -31,11 +37,15 @@ def build_classifier(arch: str, num_classes: int, stem: str = "standard", pretra
         path = Path(pretrained)
         if not path.is_file():
             raise SvpgenError(f"--pretrained {path}: no such weights file")
-        model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+        model = timm.create_model(
+            arch, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs
+        )
     else:
         model = timm.create_model(arch, pretrained=False, **kwargs)
     if stem == "small":
-        model.conv1 = nn.Conv2d(in_chans, model.conv1.out_channels, 3, stride=1, padding=1, bias=False)
+        model.conv1 = nn.Conv2d(
+            in_chans, model.conv1.out_channels, 3, stride=1, padding=1, bias=False
+        )
         model.maxpool = nn.Identity()
     elif stem != "standard":
         raise SvpgenError(f"unknown stem {stem!r} (use standard or small)")
@@ -54,14 +64,22 @@ def to_input(images_uint8: torch.Tensor, spec: ClassifierConfig = DEFAULT_INPUT)
 
 
 @torch.inference_mode()
-def batched_outputs(model: nn.Module, images: np.ndarray, batch_size: int = 256, device: str = "cpu", features: bool = False,
-                    spec: ClassifierConfig = DEFAULT_INPUT) -> np.ndarray:
+def batched_outputs(
+    model: nn.Module,
+    images: np.ndarray,
+    batch_size: int = 256,
+    device: str = "cpu",
+    features: bool = False,
+    spec: ClassifierConfig = DEFAULT_INPUT,
+) -> np.ndarray:
     """Logits (or, with ``features``, penultimate features) for uint8 N×S×S images,
     batched and channels_last, with ``spec``'s input scaling; the network is put in eval mode."""
     model.eval()
     outs = []
     for start in range(0, len(images), batch_size):
-        x = to_input(torch.from_numpy(np.array(images[start : start + batch_size])), spec)  # a writable copy of the batch
+        x = to_input(
+            torch.from_numpy(np.array(images[start : start + batch_size])), spec
+        )  # a writable copy of the batch
         x = x.to(device, memory_format=torch.channels_last)
         outs.append((penultimate(model, x) if features else model(x)).float().cpu())
     return torch.cat(outs).numpy() if outs else np.zeros((0, 0), np.float32)
@@ -105,7 +123,9 @@ def quantize_int8(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
         from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
     except ImportError:  # pragma: no cover - a future torch without torch.ao.quantization
-        raise SvpgenError("int8 inference needs torch.ao.quantization, which this torch no longer has") from None
+        raise SvpgenError(
+            "int8 inference needs torch.ao.quantization, which this torch no longer has"
+        ) from None
     torch.backends.quantized.engine = "x86"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -15,11 +15,27 @@ from svpgen.classify.classifier import Classifier
 from svpgen.errors import SvpgenError
 
 # instrument size columns carried into predictions when present
-SIZE_COLUMNS = ("esd_um", "pixel_um", "native_h", "native_w", "esd_diameter", "abd_diameter", "ecd", "area", "edge_particle")
+SIZE_COLUMNS = (
+    "esd_um",
+    "pixel_um",
+    "native_h",
+    "native_w",
+    "esd_diameter",
+    "abd_diameter",
+    "ecd",
+    "area",
+    "edge_particle",
+)
 
 
-def predictions_table(clf: Classifier, images: np.ndarray, table: pd.DataFrame, batch_size: int = 512, progress: bool = False,
-                      proba: np.ndarray | None = None) -> pd.DataFrame:
+def predictions_table(
+    clf: Classifier,
+    images: np.ndarray,
+    table: pd.DataFrame,
+    batch_size: int = 512,
+    progress: bool = False,
+    proba: np.ndarray | None = None,
+) -> pd.DataFrame:
     """id, origin, predicted, confidence, p_<class>…, the size columns present, and the
     label (and instrument class) when the input carries them. ``proba``: the class
     probabilities when they are already known (the images are then not classified)."""
@@ -28,7 +44,9 @@ def predictions_table(clf: Classifier, images: np.ndarray, table: pd.DataFrame, 
         bar = tqdm(total=len(images), unit="img", desc="classify", disable=not progress)
         chunk = batch_size * 16
         for start in range(0, len(images), chunk):
-            proba[start : start + chunk] = clf.predict_proba(np.asarray(images[start : start + chunk]), batch_size)
+            proba[start : start + chunk] = clf.predict_proba(
+                np.asarray(images[start : start + chunk]), batch_size
+            )
             bar.update(min(chunk, len(images) - start))
         bar.close()
     out = pd.DataFrame({"id": table["id"].to_numpy(), "origin": table["origin"].to_numpy()})
@@ -62,8 +80,15 @@ def load_input(path: str | Path) -> tuple[np.ndarray, pd.DataFrame, str]:
     return result.particles.images, result.particles.table, result.format
 
 
-def classify_input(model: str | Path, input_path: str | Path, out: str | Path, batch_size: int = 512,
-                   int8: bool = False, device: str = "auto", progress: bool = True) -> tuple[pd.DataFrame, str, float]:
+def classify_input(
+    model: str | Path,
+    input_path: str | Path,
+    out: str | Path,
+    batch_size: int = 512,
+    int8: bool = False,
+    device: str = "auto",
+    progress: bool = True,
+) -> tuple[pd.DataFrame, str, float]:
     """Classify every particle of ``input_path`` and write the predictions CSV ``out``;
     returns (predictions, input kind, seconds). ``int8`` calibrates int8 inference on the input."""
     start = time.perf_counter()

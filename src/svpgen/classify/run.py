@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from svpgen.classify.train import train_classifier
 from svpgen.classify.config import ClassifierConfig
+from svpgen.classify.train import train_classifier
 from svpgen.data.splits import check_disjoint, split_indices
-from svpgen.data.store import ParticleStore, Particles
+from svpgen.data.store import Particles, ParticleStore
 from svpgen.errors import SvpgenError
 
 
@@ -24,15 +24,31 @@ def labelled(store: ParticleStore, real_only: bool = False) -> Particles:
     return store.take(idx)
 
 
-def split_train_tune(data: Particles, tune_fraction: float, seed: int) -> tuple[Particles, Particles]:
+def split_train_tune(
+    data: Particles, tune_fraction: float, seed: int
+) -> tuple[Particles, Particles]:
     """A hash-disjoint, stratified (train, tune) split of labelled particles."""
-    parts = split_indices(data.table, {"train": 1 - tune_fraction, "tune": tune_fraction}, seed=seed)
-    train, tune = (Particles(data.images[parts[k]], data.table.iloc[parts[k]].reset_index(drop=True)) for k in ("train", "tune"))
+    parts = split_indices(
+        data.table, {"train": 1 - tune_fraction, "tune": tune_fraction}, seed=seed
+    )
+    train, tune = (
+        Particles(data.images[parts[k]], data.table.iloc[parts[k]].reset_index(drop=True))
+        for k in ("train", "tune")
+    )
     return train, tune
 
 
-def run_train_classifier(store_path, out, cfg: ClassifierConfig, tune_path=None, tune_fraction=0.15, resume=False,
-                         device="cpu", deploy_prior=None, real_only=False) -> str:
+def run_train_classifier(
+    store_path,
+    out,
+    cfg: ClassifierConfig,
+    tune_path=None,
+    tune_fraction=0.15,
+    resume=False,
+    device="cpu",
+    deploy_prior=None,
+    real_only=False,
+) -> str:
     """Train on a store (tuned on ``tune_path`` or a hash-disjoint share of it); return the summary text."""
     data = labelled(ParticleStore(store_path), real_only)
     if tune_path:
@@ -40,7 +56,9 @@ def run_train_classifier(store_path, out, cfg: ClassifierConfig, tune_path=None,
     else:
         train, tune = split_train_tune(data, tune_fraction, cfg.seed)
     check_disjoint(train.table, tune.table, "training data", "tuning split")
-    result = train_classifier(train, tune, out, cfg, resume, device=device, deploy_prior=deploy_prior)
+    result = train_classifier(
+        train, tune, out, cfg, resume, device=device, deploy_prior=deploy_prior
+    )
     return (
         f"trained {cfg.arch} ({cfg.imbalance}) on {len(train)} images, tuned on {len(tune)}: "
         f"best epoch {result.best_epoch} of {result.epochs_run}, tuning macro AUPRC {result.best_score:.3f}, "

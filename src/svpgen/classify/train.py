@@ -105,18 +105,34 @@ def _build(cfg: ClassifierConfig, n_classes: int, device: str, state: dict | Non
         model.load_state_dict(state["model"])
         run.opt.load_state_dict(state["optimizer"])
         run.history, run.start_epoch = list(state["history"]), int(state["epoch"])
-        run.best_score, run.best_epoch, run.bad_epochs = float(state["best_score"]), int(state["best_epoch"]), int(state["bad_epochs"])
+        run.best_score, run.best_epoch, run.bad_epochs = (
+            float(state["best_score"]),
+            int(state["best_epoch"]),
+            int(state["bad_epochs"]),
+        )
     return run
 
 
 def _epoch_order(n: int, g: torch.Generator, sample_weight: torch.Tensor | None) -> torch.Tensor:
     if sample_weight is None:
         return torch.randperm(n, generator=g)
-    return torch.tensor(list(WeightedRandomSampler(sample_weight, n, replacement=True, generator=g)))
+    return torch.tensor(
+        list(WeightedRandomSampler(sample_weight, n, replacement=True, generator=g))
+    )
 
 
-def _train_epoch(run: _Run, images: torch.Tensor, y: np.ndarray, cfg: ClassifierConfig, epoch: int, device: str,
-                 class_weight: torch.Tensor | None, sample_weight: torch.Tensor | None, out: Path, bar: tqdm) -> float:
+def _train_epoch(
+    run: _Run,
+    images: torch.Tensor,
+    y: np.ndarray,
+    cfg: ClassifierConfig,
+    epoch: int,
+    device: str,
+    class_weight: torch.Tensor | None,
+    sample_weight: torch.Tensor | None,
+    out: Path,
+    bar: tqdm,
+) -> float:
     """One pass over the training images; returns the mean training loss."""
     g = epoch_generator(cfg.seed, epoch)
     order = _epoch_order(len(images), g, sample_weight)
@@ -124,11 +140,19 @@ def _train_epoch(run: _Run, images: torch.Tensor, y: np.ndarray, cfg: Classifier
     losses = []
     for b in range(0, len(images), cfg.batch_size):
         idx = order[b : b + cfg.batch_size]
-        x = to_input(dihedral(images[idx].unsqueeze(1), g).squeeze(1), cfg).to(device, memory_format=torch.channels_last)
+        x = to_input(dihedral(images[idx].unsqueeze(1), g).squeeze(1), cfg).to(
+            device, memory_format=torch.channels_last
+        )
         target = torch.from_numpy(y[idx.numpy()]).to(device)
         with autocast(device):
-            loss = F.cross_entropy(run.model(x), target, weight=None if class_weight is None else class_weight.to(device))
-        check_finite(float(loss.detach()), epoch, b // cfg.batch_size + 1, out, run.best_epoch or None)
+            loss = F.cross_entropy(
+                run.model(x),
+                target,
+                weight=None if class_weight is None else class_weight.to(device),
+            )
+        check_finite(
+            float(loss.detach()), epoch, b // cfg.batch_size + 1, out, run.best_epoch or None
+        )
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()
@@ -138,12 +162,20 @@ def _train_epoch(run: _Run, images: torch.Tensor, y: np.ndarray, cfg: Classifier
     return float(np.mean(losses))
 
 
-def _tune_scores(model: torch.nn.Module, tune: Particles, y_tune: np.ndarray, n_classes: int, device: str,
-                 cfg: ClassifierConfig) -> tuple[float, float]:
+def _tune_scores(
+    model: torch.nn.Module,
+    tune: Particles,
+    y_tune: np.ndarray,
+    n_classes: int,
+    device: str,
+    cfg: ClassifierConfig,
+) -> tuple[float, float]:
     """(macro AUPRC, cross-entropy) on the tuning split."""
     logits = batched_outputs(model, tune.images, device=device, spec=cfg)
     proba = torch.softmax(torch.from_numpy(logits), 1).numpy()
-    return macro_auprc(y_tune, proba, n_classes), float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y_tune)))
+    return macro_auprc(y_tune, proba, n_classes), float(
+        F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y_tune))
+    )
 
 
 def train_classifier(
@@ -166,16 +198,31 @@ def train_classifier(
     counts = np.bincount(y_train, minlength=len(classes)).astype(np.float64)
     images = torch.from_numpy(np.ascontiguousarray(train.images))
     run = _build(cfg, len(classes), device, state)
-    class_weight = torch.tensor(counts.sum() / (len(classes) * counts), dtype=torch.float32) if cfg.imbalance == "weighted" else None
-    sample_weight = torch.tensor(1.0 / counts[y_train], dtype=torch.double) if cfg.imbalance == "oversample" else None
+    class_weight = (
+        torch.tensor(counts.sum() / (len(classes) * counts), dtype=torch.float32)
+        if cfg.imbalance == "weighted"
+        else None
+    )
+    sample_weight = (
+        torch.tensor(1.0 / counts[y_train], dtype=torch.double)
+        if cfg.imbalance == "oversample"
+        else None
+    )
     metadata = {
         "train_counts": dict(zip(classes, counts.astype(int).tolist())),
         "train_prior": (counts / counts.sum()).tolist(),
-        "deploy_prior": normalise_prior(deploy_prior, classes).tolist() if cfg.imbalance == "logit-adjust" else None,
+        "deploy_prior": normalise_prior(deploy_prior, classes).tolist()
+        if cfg.imbalance == "logit-adjust"
+        else None,
     }
     steps = (len(images) + cfg.batch_size - 1) // cfg.batch_size
     epochs, every = cfg.epochs_for(steps), cfg.evaluate_every(steps)
-    bar = tqdm(total=(epochs - run.start_epoch) * steps, unit="step", desc=f"{cfg.arch} {cfg.imbalance}", disable=not progress)
+    bar = tqdm(
+        total=(epochs - run.start_epoch) * steps,
+        unit="step",
+        desc=f"{cfg.arch} {cfg.imbalance}",
+        disable=not progress,
+    )
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     for epoch in range(run.start_epoch + 1, epochs + 1):
@@ -183,21 +230,43 @@ def train_classifier(
         if run.bad_epochs >= cfg.patience and (epoch - 1) * steps >= cfg.min_steps:
             break
         ep_start = time.perf_counter()
-        train_loss = _train_epoch(run, images, y_train, cfg, epoch, device, class_weight, sample_weight, out, bar)
+        train_loss = _train_epoch(
+            run, images, y_train, cfg, epoch, device, class_weight, sample_weight, out, bar
+        )
         if epoch % every and epoch != epochs:
             continue  # evaluated (and checkpointed) every ``every`` epochs and after the last
         score, tune_loss = _tune_scores(run.model, tune, y_tune, len(classes), device, cfg)
-        run.history.append({"epoch": epoch, "train_loss": train_loss, "tune_loss": tune_loss, "tune_macro_auprc": score,
-                            "images_per_s": len(images) / (time.perf_counter() - ep_start), "seconds": time.perf_counter() - t0})
+        run.history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "tune_loss": tune_loss,
+                "tune_macro_auprc": score,
+                "images_per_s": len(images) / (time.perf_counter() - ep_start),
+                "seconds": time.perf_counter() - t0,
+            }
+        )
         if score > run.best_score:
             run.best_score, run.best_epoch, run.bad_epochs = score, epoch, 0
             best = {**metadata, "best_epoch": epoch, "tune_macro_auprc": score}
             Classifier(run.model, classes, cfg, best, device).save_pretrained(out)
         else:
             run.bad_epochs += 1
-        save_checkpoint(out, {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(), "epoch": epoch,
-                              "history": run.history, "best_score": run.best_score, "best_epoch": run.best_epoch,
-                              "bad_epochs": run.bad_epochs, "config": cfg.to_dict()}, run.history, HISTORY_FILE)
+        save_checkpoint(
+            out,
+            {
+                "model": run.model.state_dict(),
+                "optimizer": run.opt.state_dict(),
+                "epoch": epoch,
+                "history": run.history,
+                "best_score": run.best_score,
+                "best_epoch": run.best_epoch,
+                "bad_epochs": run.bad_epochs,
+                "config": cfg.to_dict(),
+            },
+            run.history,
+            HISTORY_FILE,
+        )
     bar.close()
     _plot_history(run.history, out, cfg)
     last = run.history[-1]["epoch"] if run.history else 0
@@ -210,5 +279,13 @@ def _plot_history(history: list[dict], out: Path, cfg: ClassifierConfig) -> None
     from svpgen.plots import line_curves
 
     ep = [h["epoch"] for h in history]
-    line_curves({"train": (ep, [h["train_loss"] for h in history]), "tune": (ep, [h["tune_loss"] for h in history])},
-                out / "loss.png", "epoch", "cross-entropy", f"{cfg.arch} ({cfg.imbalance})")
+    line_curves(
+        {
+            "train": (ep, [h["train_loss"] for h in history]),
+            "tune": (ep, [h["tune_loss"] for h in history]),
+        },
+        out / "loss.png",
+        "epoch",
+        "cross-entropy",
+        f"{cfg.arch} ({cfg.imbalance})",
+    )

@@ -18,8 +18,16 @@ import torch
 # an element is (r, flip): the left-right mirror when flip, then r quarter turns counter-clockwise
 Symmetry = tuple[int, bool]
 SYMMETRIES: tuple[Symmetry, ...] = tuple((r, f) for f in (False, True) for r in range(4))
-SYMMETRY_NAMES = {(0, False): "identity", (1, False): "rot90", (2, False): "rot180", (3, False): "rot270",
-                  (0, True): "mirror-lr", (1, True): "transpose", (2, True): "mirror-ud", (3, True): "anti-transpose"}
+SYMMETRY_NAMES = {
+    (0, False): "identity",
+    (1, False): "rot90",
+    (2, False): "rot180",
+    (3, False): "rot270",
+    (0, True): "mirror-lr",
+    (1, True): "transpose",
+    (2, True): "mirror-ud",
+    (3, True): "anti-transpose",
+}
 SYMMETRY_ALPHA = 0.01  # a symmetry is dropped when the images reject it at this level
 
 
@@ -42,7 +50,9 @@ def dihedral(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return out
 
 
-def random_symmetry(x: torch.Tensor, group: tuple[Symmetry, ...], g: torch.Generator) -> torch.Tensor:
+def random_symmetry(
+    x: torch.Tensor, group: tuple[Symmetry, ...], g: torch.Generator
+) -> torch.Tensor:
     """Each image of an N×C×H×W batch under a random element of ``group`` (all eight:
     exactly :func:`dihedral`, the same draws)."""
     if set(group) == set(SYMMETRIES):
@@ -94,8 +104,9 @@ def _orientation_features(images: np.ndarray) -> np.ndarray:
     return f
 
 
-def invariant_symmetries(images: np.ndarray, alpha: float = SYMMETRY_ALPHA, draws: int = 9999, seed: int = 0
-                         ) -> tuple[tuple[Symmetry, ...], dict[str, float]]:
+def invariant_symmetries(
+    images: np.ndarray, alpha: float = SYMMETRY_ALPHA, draws: int = 9999, seed: int = 0
+) -> tuple[tuple[Symmetry, ...], dict[str, float]]:
     """The largest subgroup of the square's symmetries that ``images`` (N×H×W) do not
     reject, and each element's p-value. Test of an element T: if the images' distribution
     is invariant under T, the orientation features of x and of T·x have the same mean;
@@ -109,7 +120,9 @@ def invariant_symmetries(images: np.ndarray, alpha: float = SYMMETRY_ALPHA, draw
     p = {(0, False): 1.0}
     for element in SYMMETRIES[1:]:
         d = f - _orientation_features(apply_symmetry(torch.from_numpy(x), element).numpy())
-        d = d[:, (d**2).sum(0) > 1e-12 * max(1.0, float((d**2).sum()))]  # components T leaves unchanged carry nothing
+        d = d[
+            :, (d**2).sum(0) > 1e-12 * max(1.0, float((d**2).sum()))
+        ]  # components T leaves unchanged carry nothing
         if d.shape[1] == 0:
             p[element] = 1.0
             continue
@@ -117,7 +130,10 @@ def invariant_symmetries(images: np.ndarray, alpha: float = SYMMETRY_ALPHA, draw
         total, null = d.sum(0), signs @ d
         observed = total @ w @ total
         # ties (the observed signs among the draws) must count: compare with a rounding margin
-        p[element] = float((1 + np.count_nonzero(np.einsum("bi,ij,bj->b", null, w, null) >= observed * (1 - 1e-9))) / (draws + 1))
+        p[element] = float(
+            (1 + np.count_nonzero(np.einsum("bi,ij,bj->b", null, w, null) >= observed * (1 - 1e-9)))
+            / (draws + 1)
+        )
     kept = [group for group in subgroups() if all(p[e] >= alpha for e in group)]
     best = max(kept, key=lambda group: (len(group), min(p[e] for e in group)))
     return best, {SYMMETRY_NAMES[e]: p[e] for e in SYMMETRIES[1:]}

@@ -79,7 +79,9 @@ def to_gray8(array: np.ndarray, bit_depth: int | None = None) -> np.ndarray:
     channels = _scale_to_uint8(a, bit_depth)
     if a.shape[2] >= 3:
         rgb = channels[..., :3].astype(np.int64)
-        luma = (rgb[..., 0] * _LUMA[0] + rgb[..., 1] * _LUMA[1] + rgb[..., 2] * _LUMA[2] + 0x8000) >> 16
+        luma = (
+            rgb[..., 0] * _LUMA[0] + rgb[..., 1] * _LUMA[1] + rgb[..., 2] * _LUMA[2] + 0x8000
+        ) >> 16
     else:
         luma = channels[..., 0].astype(np.int64)
     if a.shape[2] not in (2, 4):
@@ -115,7 +117,9 @@ def _read_with_tifffile(path: Path) -> np.ndarray:
 
     import tifffile
 
-    logging.getLogger("tifffile").setLevel(logging.ERROR)  # a corrupt file is reported as a skip reason
+    logging.getLogger("tifffile").setLevel(
+        logging.ERROR
+    )  # a corrupt file is reported as a skip reason
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
         if int(np.prod(page.shape[:2])) > MAX_PIXELS:
@@ -155,7 +159,14 @@ def read_gray8(path: str | Path, bit_depth: int | None = None) -> np.ndarray:
         raise
     except Image.DecompressionBombError:
         raise ImageReadError("image too large (beyond Pillow's decompression-bomb limit)") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, IndexError, KeyError) as pil_err:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        IndexError,
+        KeyError,
+    ) as pil_err:
         if path.suffix.lower() not in (".tif", ".tiff"):
             raise _unreadable(path, pil_err) from None
         try:  # what Pillow's TIFF reader rejects (48-bit RGB, float RGB…) tifffile may read

@@ -70,9 +70,13 @@ def bilinear_weights(in_size: int, out_size: int) -> np.ndarray:
     centre = (np.arange(out_size) + 0.5) * scale
     lo = np.maximum((centre - filter_scale + 0.5).astype(np.int64), 0)  # C's (int): towards zero
     hi = np.minimum((centre + filter_scale + 0.5).astype(np.int64), in_size)
-    taps = lo[:, None] + np.arange(max(1, int((hi - lo).max())))  # each row's input pixels, from its first
+    taps = lo[:, None] + np.arange(
+        max(1, int((hi - lo).max()))
+    )  # each row's input pixels, from its first
     inside = taps < hi[:, None]
-    w = np.where(inside, np.maximum(0.0, 1.0 - np.abs((taps - centre[:, None] + 0.5) / filter_scale)), 0.0)
+    w = np.where(
+        inside, np.maximum(0.0, 1.0 - np.abs((taps - centre[:, None] + 0.5) / filter_scale)), 0.0
+    )
     total = np.cumsum(w, axis=1)[:, -1:]
     np.divide(w, total, out=w, where=total != 0)
     weights = np.zeros((out_size, in_size))
@@ -118,7 +122,9 @@ def resize_batch(gray8: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
 def preprocess_batch(gray8: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     """``preprocess(..., fit="crop")`` of every crop in an (N, H, W) uint8 stack, in one go."""
     if gray8.dtype != np.uint8 or gray8.ndim != 3:
-        raise ValueError(f"preprocess_batch expects an (N, H, W) uint8 array, got {gray8.dtype} {gray8.shape}")
+        raise ValueError(
+            f"preprocess_batch expects an (N, H, W) uint8 array, got {gray8.dtype} {gray8.shape}"
+        )
     _, h, w = gray8.shape
     new_h, new_w = _resized_shape(h, w, size, "crop")
     resized = gray8 if (new_h, new_w) == (h, w) else resize_batch(gray8, new_h, new_w)

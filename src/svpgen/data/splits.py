@@ -14,7 +14,12 @@ import pandas as pd
 from svpgen.errors import LeakageError, SvpgenError
 
 
-def split_indices(table: pd.DataFrame, fractions: Mapping[str, float], seed: int = 0, stratify: str | None = "label") -> dict[str, np.ndarray]:
+def split_indices(
+    table: pd.DataFrame,
+    fractions: Mapping[str, float],
+    seed: int = 0,
+    stratify: str | None = "label",
+) -> dict[str, np.ndarray]:
     """Assign rows to named parts by fraction, disjoint by ``sha256``, reproducible per seed.
 
     Fractions are normalised to sum to 1. With ``stratify`` each label is split separately
@@ -41,7 +46,10 @@ def split_indices(table: pd.DataFrame, fractions: Mapping[str, float], seed: int
         assigned = group["sha256"].map(part_of_hash)
         for name in names:
             parts[name].append(group.index[assigned == name].to_numpy())
-    return {n: np.sort(np.concatenate(p)) if p else np.array([], dtype=np.int64) for n, p in parts.items()}
+    return {
+        n: np.sort(np.concatenate(p)) if p else np.array([], dtype=np.int64)
+        for n, p in parts.items()
+    }
 
 
 def shared_images(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
@@ -54,7 +62,9 @@ def check_disjoint(a: pd.DataFrame, b: pd.DataFrame, name_a: str = "A", name_b: 
     overlap = shared_images(a, b)
     if len(overlap):
         examples = ", ".join(map(str, overlap["id"].head(5)))
-        raise LeakageError(f"{len(overlap)} image(s) of {name_a} also appear in {name_b} (e.g. ids {examples})")
+        raise LeakageError(
+            f"{len(overlap)} image(s) of {name_a} also appear in {name_b} (e.g. ids {examples})"
+        )
 
 
 def split_store(store_path, out, fractions: Mapping[str, float], seed: int = 0) -> dict:
@@ -67,6 +77,8 @@ def split_store(store_path, out, fractions: Mapping[str, float], seed: int = 0) 
     parts = split_indices(store.table, fractions, seed)
     written = {}
     for name, idx in parts.items():
-        record = provenance_record("split", seed=seed, parent=str(store.path), part=name, fractions=dict(fractions))
+        record = provenance_record(
+            "split", seed=seed, parent=str(store.path), part=name, fractions=dict(fractions)
+        )
         written[name] = ParticleStore.write(Path(out) / name, store.take(idx), record)
     return written

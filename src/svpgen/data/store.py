@@ -32,7 +32,17 @@ from svpgen.data.classes import CANONICAL_CLASSES, SOURCES, UNKNOWN
 from svpgen.errors import SvpgenError
 
 FORMAT_VERSION = 1
-REQUIRED_COLUMNS = ("id", "label", "source", "sha256", "origin", "native_h", "native_w", "pixel_um", "esd_um")
+REQUIRED_COLUMNS = (
+    "id",
+    "label",
+    "source",
+    "sha256",
+    "origin",
+    "native_h",
+    "native_w",
+    "pixel_um",
+    "esd_um",
+)
 WriteMode = Literal["create", "append", "overwrite"]
 _COPY_CHUNK = 65_536
 
@@ -85,7 +95,9 @@ class Particles:
         table["sha256"] = image_sha256(images)
         table["origin"] = origins
         for name in ("native_h", "native_w"):
-            table[name] = columns.pop(name, images.shape[1] if name == "native_h" else images.shape[2])
+            table[name] = columns.pop(
+                name, images.shape[1] if name == "native_h" else images.shape[2]
+            )
         for name in ("pixel_um", "esd_um"):
             table[name] = columns.pop(name, np.nan)
         for name, values in columns.items():
@@ -112,7 +124,9 @@ def _validate(images: np.ndarray, table: pd.DataFrame, where: str) -> None:
         raise SvpgenError(f"{where}: table lacks required column(s) {', '.join(missing)}")
     bad_labels = sorted(set(table["label"]) - set(CANONICAL_CLASSES) - {UNKNOWN})
     if bad_labels:
-        raise SvpgenError(f"{where}: unknown label(s) {bad_labels}; canonical: {list(CANONICAL_CLASSES)}")
+        raise SvpgenError(
+            f"{where}: unknown label(s) {bad_labels}; canonical: {list(CANONICAL_CLASSES)}"
+        )
     bad_sources = sorted(set(table["source"]) - set(SOURCES))
     if bad_sources:
         raise SvpgenError(f"{where}: unknown source(s) {bad_sources}; allowed: {list(SOURCES)}")
@@ -160,7 +174,9 @@ class ParticleStore:
         except json.JSONDecodeError as err:
             raise SvpgenError(f"{meta_path}: unreadable store.json ({err.msg})") from None
         if self.meta.get("format_version") != FORMAT_VERSION:
-            raise SvpgenError(f"{meta_path}: unsupported format_version {self.meta.get('format_version')!r}")
+            raise SvpgenError(
+                f"{meta_path}: unsupported format_version {self.meta.get('format_version')!r}"
+            )
         self.images: np.ndarray = np.load(self.path / "images.npy", mmap_mode="r")
         self.table: pd.DataFrame = pd.read_parquet(self.path / "particles.parquet")
         _validate(self.images, self.table, str(self.path))
@@ -181,7 +197,9 @@ class ParticleStore:
         """What made the store, one record per write."""
         return self.meta.get("provenance", [])
 
-    def indices(self, label: str | Sequence[str] | None = None, source: str | Sequence[str] | None = None) -> np.ndarray:
+    def indices(
+        self, label: str | Sequence[str] | None = None, source: str | Sequence[str] | None = None
+    ) -> np.ndarray:
         """Row indices matching a label (or labels) and a source (or sources)."""
         keep = np.ones(len(self), dtype=bool)
         for column, wanted in (("label", label), ("source", source)):
@@ -193,15 +211,21 @@ class ParticleStore:
     def take(self, indices: np.ndarray) -> Particles:
         """Load the given rows into memory (sorted reads from the memmap)."""
         indices = np.asarray(indices, dtype=np.int64)
-        return Particles(np.asarray(self.images[indices]), self.table.iloc[indices].reset_index(drop=True))
+        return Particles(
+            np.asarray(self.images[indices]), self.table.iloc[indices].reset_index(drop=True)
+        )
 
-    def select(self, label: str | Sequence[str] | None = None, source: str | Sequence[str] | None = None) -> Particles:
+    def select(
+        self, label: str | Sequence[str] | None = None, source: str | Sequence[str] | None = None
+    ) -> Particles:
         """Load the rows matching a label and a source into memory."""
         return self.take(self.indices(label, source))
 
     def counts(self) -> pd.DataFrame:
         """Particle counts per label × source."""
-        return pd.crosstab(self.table["label"], self.table["source"], margins=True, margins_name="total")
+        return pd.crosstab(
+            self.table["label"], self.table["source"], margins=True, margins_name="total"
+        )
 
     @classmethod
     def write(
@@ -225,7 +249,8 @@ class ParticleStore:
             "format_version": FORMAT_VERSION,
             "image_size": int(particles.images.shape[1]),
             "count": len(table),
-            "classes": [c for c in CANONICAL_CLASSES if c in labels] + ([UNKNOWN] if UNKNOWN in labels else []),
+            "classes": [c for c in CANONICAL_CLASSES if c in labels]
+            + ([UNKNOWN] if UNKNOWN in labels else []),
             "provenance": history,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -249,31 +274,51 @@ def _existing_for(path: Path, mode: WriteMode) -> ParticleStore | None:
         return None
     if not is_store(path):
         if path.is_file() or any(path.iterdir()):
-            raise SvpgenError(f"{path} exists and is not a ParticleStore; choose an empty or new directory")
+            raise SvpgenError(
+                f"{path} exists and is not a ParticleStore; choose an empty or new directory"
+            )
         return None
     if mode == "create":
         n_old = len(pd.read_parquet(path / "particles.parquet", columns=["id"]))
-        raise SvpgenError(f"{path} already holds a store with {n_old} particles; use --append to add to it or --overwrite to replace it")
+        raise SvpgenError(
+            f"{path} already holds a store with {n_old} particles; use --append to add to it or --overwrite to replace it"
+        )
     return ParticleStore(path) if mode == "append" else None
 
 
-def _merged(path: Path, previous: ParticleStore | None, particles: Particles, provenance: dict) -> tuple[pd.DataFrame, list[dict]]:
+def _merged(
+    path: Path, previous: ParticleStore | None, particles: Particles, provenance: dict
+) -> tuple[pd.DataFrame, list[dict]]:
     """The written table (old rows unchanged, then the new ones) and provenance history."""
     if previous is None:
         return particles.table.reset_index(drop=True), [provenance]
     if previous.images.shape[1:] != particles.images.shape[1:]:
-        raise SvpgenError(f"{path}: image size {previous.images.shape[1:]} != new {particles.images.shape[1:]}")
+        raise SvpgenError(
+            f"{path}: image size {previous.images.shape[1:]} != new {particles.images.shape[1:]}"
+        )
     shared = set(previous.table["id"]) & set(particles.table["id"])
     if shared:
-        raise SvpgenError(f"{path}: {len(shared)} new id(s) already in the store, e.g. {sorted(shared)[0]!r}")
-    return pd.concat([previous.table, particles.table], ignore_index=True), previous.provenance + [provenance]
+        raise SvpgenError(
+            f"{path}: {len(shared)} new id(s) already in the store, e.g. {sorted(shared)[0]!r}"
+        )
+    return pd.concat([previous.table, particles.table], ignore_index=True), previous.provenance + [
+        provenance
+    ]
 
 
-def _write_files(tmp: Path, old_images: np.ndarray | None, new_images: np.ndarray, table: pd.DataFrame, meta: dict) -> None:
+def _write_files(
+    tmp: Path,
+    old_images: np.ndarray | None,
+    new_images: np.ndarray,
+    table: pd.DataFrame,
+    meta: dict,
+) -> None:
     """images.npy (old images copied in chunks, then the new), particles.parquet and
     store.json into ``tmp``, each fsynced."""
     n_old = 0 if old_images is None else len(old_images)
-    out = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(table), *new_images.shape[1:]))
+    out = np.lib.format.open_memmap(
+        tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(table), *new_images.shape[1:])
+    )
     for start in range(0, n_old, _COPY_CHUNK):
         stop = min(start + _COPY_CHUNK, n_old)
         out[start:stop] = old_images[start:stop]
@@ -301,7 +346,9 @@ def _swap_in(tmp: Path, path: Path) -> None:
     _fsync_dir(path.parent)
 
 
-def concatenate(paths: Sequence[str | Path], out: str | Path, mode: WriteMode = "create") -> ParticleStore:
+def concatenate(
+    paths: Sequence[str | Path], out: str | Path, mode: WriteMode = "create"
+) -> ParticleStore:
     """Concatenate several stores into ``out`` (ids must stay unique)."""
     stores = [ParticleStore(p) for p in paths]
     if not stores:
@@ -335,7 +382,9 @@ def class_summary(table: pd.DataFrame) -> pd.DataFrame:
         }
         if "vs_class" in g:
             names = g["vs_class"].dropna().astype(str).value_counts()
-            row["instrument classes"] = ", ".join(f"{k} ({v})" for k, v in names.head(4).items()) + (" …" if len(names) > 4 else "")
+            row["instrument classes"] = ", ".join(
+                f"{k} ({v})" for k, v in names.head(4).items()
+            ) + (" …" if len(names) > 4 else "")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -343,13 +392,24 @@ def class_summary(table: pd.DataFrame) -> pd.DataFrame:
 def describe(store: ParticleStore) -> str:
     """The text `svpgen info` prints: counts per label × source, per-class sizes and µm/px,
     image size, provenance."""
-    lines = [f"store       {store.path}", f"particles   {len(store)}", f"image size  {store.meta['image_size']}×{store.meta['image_size']} uint8"]
+    lines = [
+        f"store       {store.path}",
+        f"particles   {len(store)}",
+        f"image size  {store.meta['image_size']}×{store.meta['image_size']} uint8",
+    ]
     if len(store):
-        lines += ["", store.counts().to_string(), "", class_summary(store.table).to_string(index=False)]
+        lines += [
+            "",
+            store.counts().to_string(),
+            "",
+            class_summary(store.table).to_string(index=False),
+        ]
     lines.append("")
     for i, rec in enumerate(store.provenance, 1):
         extra = {k: v for k, v in rec.items() if k not in ("command", "created", "package_version")}
-        lines.append(f"provenance {i}: {rec.get('created')} svpgen {rec.get('package_version')} :: {rec.get('command')}")
+        lines.append(
+            f"provenance {i}: {rec.get('created')} svpgen {rec.get('package_version')} :: {rec.get('command')}"
+        )
         if extra:
             lines.append("  " + ", ".join(f"{k}={v}" for k, v in extra.items()))
     return "\n".join(lines)

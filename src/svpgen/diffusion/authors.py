@@ -61,12 +61,24 @@ def unet_config_from(state: dict[str, torch.Tensor]) -> UNetConfig:
     except (KeyError, IndexError) as err:
         raise SvpgenError(f"not the authors' U-Net: missing tensor {err}") from None
     if any(o % dim for o in outs):
-        raise SvpgenError(f"not the authors' U-Net: level widths {outs} are not multiples of dim {dim}")
-    return UNetConfig(dim=dim, dim_mults=tuple(o // dim for o in outs), channels=init.shape[1], groups=AUTHORS_GROUPS,
-                      linear_attention=None, heads=AUTHORS_HEADS, dim_head=AUTHORS_DIM_HEAD, init_kernel=init.shape[-1])
+        raise SvpgenError(
+            f"not the authors' U-Net: level widths {outs} are not multiples of dim {dim}"
+        )
+    return UNetConfig(
+        dim=dim,
+        dim_mults=tuple(o // dim for o in outs),
+        channels=init.shape[1],
+        groups=AUTHORS_GROUPS,
+        linear_attention=None,
+        heads=AUTHORS_HEADS,
+        dim_head=AUTHORS_DIM_HEAD,
+        init_kernel=init.shape[-1],
+    )
 
 
-def convert_state(state: dict[str, torch.Tensor], unet: UNet, source: str) -> dict[str, torch.Tensor]:
+def convert_state(
+    state: dict[str, torch.Tensor], unet: UNet, source: str
+) -> dict[str, torch.Tensor]:
     """The authors' tensors under svpgen's names; an error names the first key or shape
     that does not match ``unet``."""
     converted = {rename_key(k): v for k, v in state.items()}
@@ -74,9 +86,13 @@ def convert_state(state: dict[str, torch.Tensor], unet: UNet, source: str) -> di
     for key, value in converted.items():
         if key not in expected:
             original = next(k for k in state if rename_key(k) == key)
-            raise SvpgenError(f"{source}: tensor {original!r} has no place in the authors' U-Net (dim {unet.config.dim}, mults {unet.config.dim_mults})")
+            raise SvpgenError(
+                f"{source}: tensor {original!r} has no place in the authors' U-Net (dim {unet.config.dim}, mults {unet.config.dim_mults})"
+            )
         if tuple(value.shape) != tuple(expected[key].shape):
-            raise SvpgenError(f"{source}: tensor {key!r} has shape {tuple(value.shape)}, the U-Net expects {tuple(expected[key].shape)}")
+            raise SvpgenError(
+                f"{source}: tensor {key!r} has shape {tuple(value.shape)}, the U-Net expects {tuple(expected[key].shape)}"
+            )
     missing = [k for k in expected if k not in converted]
     if missing:
         raise SvpgenError(f"{source}: {len(missing)} U-Net tensor(s) missing, first {missing[0]!r}")
@@ -87,8 +103,16 @@ def authors_config(unet: UNetConfig) -> DiffusionConfig:
     """The authors' model and sampler, exactly: T = 500 linear betas, ancestral DDPM over
     all T steps, no x̂₀ clipping, truncating uint8 conversion; L1 on ε as in the paper."""
     return DiffusionConfig(
-        unet=unet, schedule=ScheduleConfig(timesteps=AUTHORS_TIMESTEPS, beta_start=1e-4, beta_end=0.02, beta_schedule="linear"),
-        loss="l1", sampler="ddpm", sampler_steps=None, clip_sample=False, output_rounding="truncate", fid_epochs=(),
+        unet=unet,
+        schedule=ScheduleConfig(
+            timesteps=AUTHORS_TIMESTEPS, beta_start=1e-4, beta_end=0.02, beta_schedule="linear"
+        ),
+        loss="l1",
+        sampler="ddpm",
+        sampler_steps=None,
+        clip_sample=False,
+        output_rounding="truncate",
+        fid_epochs=(),
     )
 
 
@@ -97,7 +121,10 @@ def import_authors_diffusion(file: str | Path, out: str | Path, label: str) -> G
     state = read_torch_state(file)
     unet = UNet(unet_config_from(state))
     unet.load_state_dict(convert_state(state, unet, str(file)))
-    metadata = {"imported_from": str(Path(file).resolve()), "origin": "Ozbulak et al. 2025, released model (CC BY-NC-SA 4.0)"}
+    metadata = {
+        "imported_from": str(Path(file).resolve()),
+        "origin": "Ozbulak et al. 2025, released model (CC BY-NC-SA 4.0)",
+    }
     generator = Generator(unet, authors_config(unet.config), label, metadata)
     generator.save_pretrained(out)
     generator.path = Path(out)

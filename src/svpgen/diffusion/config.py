@@ -37,7 +37,9 @@ class UNetConfig:
     linear_attention: tuple[int, ...] | None = None
     heads: int = 4
     dim_head: int = 32
-    init_kernel: int = 7  # the first convolution: 7×7 (denoising-diffusion-pytorch); the authors' release: 1×1
+    init_kernel: int = (
+        7  # the first convolution: 7×7 (denoising-diffusion-pytorch); the authors' release: 1×1
+    )
     patch: int = 1  # >1: pixel-unshuffle the input by this factor (and shuffle the output back): 4× less compute at 2
 
     def __post_init__(self):
@@ -46,12 +48,20 @@ class UNetConfig:
         if self.init_kernel < 1 or self.init_kernel % 2 == 0:
             raise SvpgenError(f"init_kernel must be a positive odd number (got {self.init_kernel})")
         if self.dim < 1 or not self.dim_mults or any(m < 1 for m in self.dim_mults):
-            raise SvpgenError(f"U-Net dim {self.dim} / dim_mults {self.dim_mults}: need positive values")
+            raise SvpgenError(
+                f"U-Net dim {self.dim} / dim_mults {self.dim_mults}: need positive values"
+            )
         if self.dim % self.groups:
-            raise SvpgenError(f"U-Net dim {self.dim} is not divisible by its {self.groups} GroupNorm groups")
+            raise SvpgenError(
+                f"U-Net dim {self.dim} is not divisible by its {self.groups} GroupNorm groups"
+            )
         levels = range(len(self.dim_mults))
-        if self.linear_attention is not None and any(lv not in levels for lv in self.linear_attention):
-            raise SvpgenError(f"linear_attention levels {self.linear_attention} outside 0…{len(self.dim_mults) - 1}")
+        if self.linear_attention is not None and any(
+            lv not in levels for lv in self.linear_attention
+        ):
+            raise SvpgenError(
+                f"linear_attention levels {self.linear_attention} outside 0…{len(self.dim_mults) - 1}"
+            )
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
@@ -87,15 +97,23 @@ class ScheduleConfig:
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
-            raise SvpgenError(f"unknown objective {self.objective!r}; choose from {', '.join(OBJECTIVES)}")
+            raise SvpgenError(
+                f"unknown objective {self.objective!r}; choose from {', '.join(OBJECTIVES)}"
+            )
         if not 0 < self.sigma_min < self.sigma_max or self.sigma_data <= 0 or self.p_std <= 0:
-            raise SvpgenError(f"EDM noise settings must satisfy 0 < sigma_min < sigma_max, sigma_data > 0, p_std > 0")
+            raise SvpgenError(
+                "EDM noise settings must satisfy 0 < sigma_min < sigma_max, sigma_data > 0, p_std > 0"
+            )
         if self.timesteps < 2:
             raise SvpgenError(f"timesteps must be ≥ 2 (got {self.timesteps})")
         if not 0 < self.beta_start < self.beta_end < 1:
-            raise SvpgenError(f"betas must satisfy 0 < beta_start < beta_end < 1 (got {self.beta_start}, {self.beta_end})")
+            raise SvpgenError(
+                f"betas must satisfy 0 < beta_start < beta_end < 1 (got {self.beta_start}, {self.beta_end})"
+            )
         if self.beta_schedule not in BETA_SCHEDULES:
-            raise SvpgenError(f"unknown beta_schedule {self.beta_schedule!r}; choose from {', '.join(BETA_SCHEDULES)}")
+            raise SvpgenError(
+                f"unknown beta_schedule {self.beta_schedule!r}; choose from {', '.join(BETA_SCHEDULES)}"
+            )
 
     def scheduler_kwargs(self) -> dict:
         """Keyword arguments shared by the DDPM-process (ε and v) diffusers schedulers."""
@@ -131,8 +149,10 @@ class LatentConfig:
 
     def __post_init__(self):
         if min(self.components, self.width, self.depth, self.mixture) < 1:
-            raise SvpgenError(f"latent components, width, depth and mixture must be ≥ 1 "
-                              f"(got {self.components}, {self.width}, {self.depth}, {self.mixture})")
+            raise SvpgenError(
+                f"latent components, width, depth and mixture must be ≥ 1 "
+                f"(got {self.components}, {self.width}, {self.depth}, {self.mixture})"
+            )
 
 
 @dataclass(frozen=True)
@@ -141,10 +161,14 @@ class DiffusionConfig:
 
     unet: UNetConfig = field(default_factory=UNetConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    network: str = "unet"  # the paper's U-Net, or "pca-mlp": a latent MLP (svpgen.diffusion.latent; EDM, MSE)
+    network: str = (
+        "unet"  # the paper's U-Net, or "pca-mlp": a latent MLP (svpgen.diffusion.latent; EDM, MSE)
+    )
     latent: LatentConfig = field(default_factory=LatentConfig)  # the pca-mlp network
     loss: str = "l1"  # paper: L1 on ε; "mse" as an option
-    min_snr_gamma: float | None = None  # ε / v only: weight each sample by min(SNR, γ)/SNR (Hang et al. 2023)
+    min_snr_gamma: float | None = (
+        None  # ε / v only: weight each sample by min(SNR, γ)/SNR (Hang et al. 2023)
+    )
     lr: float = 1e-4
     lr_schedule: str = "constant"  # paper: constant; "cosine": 5% warm-up, then cosine decay to 0
     weight_decay: float = 0.0
@@ -169,27 +193,39 @@ class DiffusionConfig:
 
     def __post_init__(self):
         if self.symmetries not in SYMMETRY_MODES:
-            raise SvpgenError(f"unknown symmetries {self.symmetries!r}; choose from {', '.join(SYMMETRY_MODES)}")
+            raise SvpgenError(
+                f"unknown symmetries {self.symmetries!r}; choose from {', '.join(SYMMETRY_MODES)}"
+            )
         if self.loss not in LOSSES:
             raise SvpgenError(f"unknown loss {self.loss!r} (use {' or '.join(LOSSES)})")
         for name in ("lr", "batch_size", "epochs", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise SvpgenError(f"diffusion {name} must be > 0 (got {getattr(self, name)})")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise SvpgenError(f"unknown lr_schedule {self.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}")
+            raise SvpgenError(
+                f"unknown lr_schedule {self.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}"
+            )
         if not 0 <= self.ema_decay < 1:
             raise SvpgenError(f"ema_decay must be in [0, 1) (got {self.ema_decay})")
         allowed = SAMPLERS_FOR[self.schedule.objective]
         if self.sampler not in allowed:
-            raise SvpgenError(f"sampler {self.sampler!r} does not fit the {self.schedule.objective} objective; choose from {', '.join(allowed)}")
-        if self.min_snr_gamma is not None and (self.schedule.objective == "edm" or self.min_snr_gamma <= 0):
+            raise SvpgenError(
+                f"sampler {self.sampler!r} does not fit the {self.schedule.objective} objective; choose from {', '.join(allowed)}"
+            )
+        if self.min_snr_gamma is not None and (
+            self.schedule.objective == "edm" or self.min_snr_gamma <= 0
+        ):
             raise SvpgenError("min_snr_gamma needs the epsilon or v objective and a value > 0")
         if self.network not in NETWORKS:
-            raise SvpgenError(f"unknown network {self.network!r}; choose from {', '.join(NETWORKS)}")
+            raise SvpgenError(
+                f"unknown network {self.network!r}; choose from {', '.join(NETWORKS)}"
+            )
         if self.network == "pca-mlp" and (self.schedule.objective != "edm" or self.loss != "mse"):
             raise SvpgenError("the pca-mlp network needs the edm objective and the mse loss")
         if self.output_rounding not in ROUNDING:
-            raise SvpgenError(f"unknown output_rounding {self.output_rounding!r}; choose from {', '.join(ROUNDING)}")
+            raise SvpgenError(
+                f"unknown output_rounding {self.output_rounding!r}; choose from {', '.join(ROUNDING)}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -216,8 +252,16 @@ class DiffusionConfig:
 
 PRESETS: dict[str, DiffusionConfig] = {
     "smoke": DiffusionConfig(
-        unet=UNetConfig(dim=8, dim_mults=(1, 2, 2), groups=4, linear_attention=(2,), heads=2, dim_head=8),
-        lr=1e-3, batch_size=8, epochs=2, max_images=32, checkpoint_every=1, fid_samples=16, sampler_steps=5,
+        unet=UNetConfig(
+            dim=8, dim_mults=(1, 2, 2), groups=4, linear_attention=(2,), heads=2, dim_head=8
+        ),
+        lr=1e-3,
+        batch_size=8,
+        epochs=2,
+        max_images=32,
+        checkpoint_every=1,
+        fid_samples=16,
+        sampler_steps=5,
     ),
     # chosen by measurement on simulated droplets and bubbles (README "The quick generator"):
     # EDM in the 128 principal components of the class's images, starting from the exact
@@ -227,10 +271,21 @@ PRESETS: dict[str, DiffusionConfig] = {
     # saturated droplet centres a noisy plateau below 255 that boosted trees tell from real);
     # augmented only by the symmetries the class's images keep (bubbles: the left-right mirror)
     "quick": DiffusionConfig(
-        network="pca-mlp", latent=LatentConfig(components=128, width=256, depth=4, mixture=64),
-        schedule=ScheduleConfig(objective="edm", p_mean=-0.4, p_std=1.6), loss="mse",
-        lr=1e-3, batch_size=200, epochs=500, max_images=400, ema_decay=0.999, checkpoint_every=100,
-        fid_epochs=(1, 100, 250, 500), fid_samples=100, sampler="edm-sde", sampler_steps=20, clip_sample=False,
+        network="pca-mlp",
+        latent=LatentConfig(components=128, width=256, depth=4, mixture=64),
+        schedule=ScheduleConfig(objective="edm", p_mean=-0.4, p_std=1.6),
+        loss="mse",
+        lr=1e-3,
+        batch_size=200,
+        epochs=500,
+        max_images=400,
+        ema_decay=0.999,
+        checkpoint_every=100,
+        fid_epochs=(1, 100, 250, 500),
+        fid_samples=100,
+        sampler="edm-sde",
+        sampler_steps=20,
+        clip_sample=False,
         symmetries="auto",
     ),
     "paper": DiffusionConfig(fid_epochs=(1, 5, 10, 20, 50, 100, 200, 500, 1000), sampler="ddpm"),
@@ -240,8 +295,26 @@ PRESETS: dict[str, DiffusionConfig] = {
 # quick preset): EDM with a wide noise-level distribution, MSE, 2×2 patches (4× less compute
 # per image), 36 epochs × 400 images (≈ 3 min per class on 2 cores), EDM-DPM-Solver++ 20 steps.
 QUICK_UNET = DiffusionConfig(
-    unet=UNetConfig(dim=16, dim_mults=(1, 2, 2, 4), groups=8, linear_attention=(3,), heads=4, dim_head=16, patch=2),
-    schedule=ScheduleConfig(objective="edm", p_mean=-0.4, p_std=1.6), loss="mse",
-    lr=2e-3, batch_size=32, epochs=36, max_images=400, ema_decay=0.99, checkpoint_every=4,
-    fid_epochs=(1, 12, 24, 36), fid_samples=100, sampler="edm-dpmpp", sampler_steps=20, channels_last=True,
+    unet=UNetConfig(
+        dim=16,
+        dim_mults=(1, 2, 2, 4),
+        groups=8,
+        linear_attention=(3,),
+        heads=4,
+        dim_head=16,
+        patch=2,
+    ),
+    schedule=ScheduleConfig(objective="edm", p_mean=-0.4, p_std=1.6),
+    loss="mse",
+    lr=2e-3,
+    batch_size=32,
+    epochs=36,
+    max_images=400,
+    ema_decay=0.99,
+    checkpoint_every=4,
+    fid_epochs=(1, 12, 24, 36),
+    fid_samples=100,
+    sampler="edm-dpmpp",
+    sampler_steps=20,
+    channels_last=True,
 )

@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from svpgen.data.store import ParticleStore, Particles, WriteMode, provenance_record
+from svpgen.data.store import Particles, ParticleStore, WriteMode, provenance_record
 from svpgen.diffusion.generator import Generator
 from svpgen.diffusion.sample import sample_images
 
@@ -34,7 +34,15 @@ def generate_to_store(
     label = generator.label
     start = time.perf_counter()
     images, trajectory = sample_images(
-        generator.unet, generator.config, n, sampler, steps, seed, batch_size, generator.device, progress=True,
+        generator.unet,
+        generator.config,
+        n,
+        sampler,
+        steps,
+        seed,
+        batch_size,
+        generator.device,
+        progress=True,
         trajectory_frames=8 if trajectory_png else 0,
     )
     seconds = time.perf_counter() - start
@@ -45,9 +53,22 @@ def generate_to_store(
         images = images[mask]
     origin = str(generator.path) if generator.path else "in-memory generator"
     prefix = f"gen-{label}-s{seed}-{sampler}"
-    particles = Particles.from_arrays(images, labels=label, source="generated", ids=[f"{prefix}-{i:07d}" for i in range(len(images))], origins=origin)
-    record = provenance_record(command, seed=seed, model=str(Path(origin).resolve()) if generator.path else origin,
-                               sampler=sampler, steps=steps, label=label, filtered_out=dropped)
+    particles = Particles.from_arrays(
+        images,
+        labels=label,
+        source="generated",
+        ids=[f"{prefix}-{i:07d}" for i in range(len(images))],
+        origins=origin,
+    )
+    record = provenance_record(
+        command,
+        seed=seed,
+        model=str(Path(origin).resolve()) if generator.path else origin,
+        sampler=sampler,
+        steps=steps,
+        label=label,
+        filtered_out=dropped,
+    )
     store = ParticleStore.write(out, particles, record, mode=mode)
     if trajectory_png:
         from svpgen.plots import denoising_strip

@@ -38,7 +38,14 @@ class Generator:
     (epochs, images, the training store).
     """
 
-    def __init__(self, unet: torch.nn.Module, config: DiffusionConfig, label: str, metadata: dict | None = None, device: str = "cpu"):
+    def __init__(
+        self,
+        unet: torch.nn.Module,
+        config: DiffusionConfig,
+        label: str,
+        metadata: dict | None = None,
+        device: str = "cpu",
+    ):
         self.unet = unet.to(device).eval()
         self.config, self.label, self.device = config, label, device
         self.metadata: dict = dict(metadata or {})
@@ -47,7 +54,12 @@ class Generator:
     @property
     def scheduler(self):
         """The recommended sampler as a configured diffusers scheduler (timesteps set)."""
-        return make_sampler(self.config.sampler, self.config.schedule, self.config.sampler_steps, self.config.clip_sample)
+        return make_sampler(
+            self.config.sampler,
+            self.config.schedule,
+            self.config.sampler_steps,
+            self.config.clip_sample,
+        )
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "auto") -> "Generator":
@@ -68,22 +80,38 @@ class Generator:
         """Write ``model.safetensors`` + ``config.json`` (weights first, atomically)."""
         from svpgen import __version__
 
-        config = {"kind": KIND, "label": self.label, "diffusion": self.config.to_dict(),
-                  "package_version": __version__, **{k: v for k, v in self.metadata.items() if k != "package_version"}}
+        config = {
+            "kind": KIND,
+            "label": self.label,
+            "diffusion": self.config.to_dict(),
+            "package_version": __version__,
+            **{k: v for k, v in self.metadata.items() if k != "package_version"},
+        }
         save_artefact(Path(path), self.unet.state_dict(), config)
         return Path(path)
 
-    def sample(self, n: int, sampler: str | None = None, steps: int | None = None, seed: int = 0,
-               batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    def sample(
+        self,
+        n: int,
+        sampler: str | None = None,
+        steps: int | None = None,
+        seed: int = 0,
+        batch_size: int = 64,
+        progress: bool = False,
+    ) -> np.ndarray:
         """``n`` generated images, uint8 (n, 64, 64); deterministic per seed and batch size.
         Without ``sampler``/``steps`` the model's recommended sampler is used."""
         from svpgen.diffusion.sample import sample_images
 
         sampler, steps = self.sampling(sampler, steps)
-        images, _ = sample_images(self.unet, self.config, n, sampler, steps, seed, batch_size, self.device, progress)
+        images, _ = sample_images(
+            self.unet, self.config, n, sampler, steps, seed, batch_size, self.device, progress
+        )
         return images
 
-    def sampling(self, sampler: str | None = None, steps: int | None = None) -> tuple[str, int | None]:
+    def sampling(
+        self, sampler: str | None = None, steps: int | None = None
+    ) -> tuple[str, int | None]:
         """(sampler, steps) to use: the ones asked for, else the model's recommendation.
         A sampler that does not fit the model's objective is refused."""
         from svpgen.diffusion.config import SAMPLERS_FOR
@@ -92,7 +120,9 @@ class Generator:
             return self.config.sampler, steps if steps is not None else self.config.sampler_steps
         allowed = SAMPLERS_FOR[self.config.schedule.objective]
         if sampler not in allowed:
-            raise SvpgenError(f"sampler {sampler!r} does not fit this {self.config.schedule.objective} model; choose from {', '.join(allowed)}")
+            raise SvpgenError(
+                f"sampler {sampler!r} does not fit this {self.config.schedule.objective} model; choose from {', '.join(allowed)}"
+            )
         return sampler, steps
 
     def training_images(self) -> np.ndarray | None:
@@ -104,8 +134,12 @@ class Generator:
         if not store:
             return None
         if not Path(store).exists():
-            raise SvpgenError(f"{self.path or 'this model'}: its training store {store} is not available")
-        return load_training_images(Path(store), self.label, self.config.max_images, self.config.seed)
+            raise SvpgenError(
+                f"{self.path or 'this model'}: its training store {store} is not available"
+            )
+        return load_training_images(
+            Path(store), self.label, self.config.max_images, self.config.seed
+        )
 
     def __repr__(self) -> str:
         return f"Generator(label={self.label!r}, sampler={self.config.sampler!r}, path={str(self.path) if self.path else None!r})"

@@ -69,18 +69,26 @@ class LatentDenoiser(nn.Module):
         self.register_buffer("mean", torch.zeros(pixels))
         self.register_buffer("basis", torch.zeros(cfg.components, pixels))  # orthonormal rows
         self.register_buffer("scale", torch.ones(cfg.components))  # each coordinate's std
-        self.register_buffer("residual_psd", torch.zeros(SIDE, SIDE))  # per-frequency variance of the residual
-        self.register_buffer("frequencies", torch.randn(FREQUENCIES, generator=torch.Generator().manual_seed(0)) * 2)
+        self.register_buffer(
+            "residual_psd", torch.zeros(SIDE, SIDE)
+        )  # per-frequency variance of the residual
+        self.register_buffer(
+            "frequencies", torch.randn(FREQUENCIES, generator=torch.Generator().manual_seed(0)) * 2
+        )
         self.inp = nn.Linear(cfg.components + 2 * FREQUENCIES, cfg.width)
         self.blocks = nn.ModuleList(_Block(cfg.width) for _ in range(cfg.depth))
         self.out = nn.Sequential(nn.LayerNorm(cfg.width), nn.Linear(cfg.width, cfg.components))
         nn.init.zeros_(self.out[1].weight)
         nn.init.zeros_(self.out[1].bias)
-        if cfg.mixture > 1:  # the latent prior's Gaussian mixture: weights, means, covariances' eigenpairs
+        if (
+            cfg.mixture > 1
+        ):  # the latent prior's Gaussian mixture: weights, means, covariances' eigenpairs
             k, m = cfg.components, cfg.mixture
             self.register_buffer("mixture_log_weight", torch.zeros(m))
             self.register_buffer("mixture_mean", torch.zeros(m, k))
-            self.register_buffer("mixture_axes", torch.eye(k).repeat(m, 1, 1))  # columns: eigenvectors
+            self.register_buffer(
+                "mixture_axes", torch.eye(k).repeat(m, 1, 1)
+            )  # columns: eigenvectors
             self.register_buffer("mixture_var", torch.ones(m, k))  # eigenvalues
 
     @torch.no_grad()
@@ -92,7 +100,9 @@ class LatentDenoiser(nn.Module):
         flat = torch.cat([apply_symmetry(x, e) for e in symmetries]).reshape(-1, SIDE * SIDE)
         k = self.cfg.components
         if k >= len(flat):
-            raise SvpgenError(f"pca-mlp with {k} components needs more than {k} training views (got {len(flat)}); use fewer --latent-components")
+            raise SvpgenError(
+                f"pca-mlp with {k} components needs more than {k} training views (got {len(flat)}); use fewer --latent-components"
+            )
         mean = flat.mean(0)
         centred = flat - mean
         # randomized SVD of the top k (+16 for accuracy): ~0.1 s where a full SVD takes ~20 s
@@ -120,8 +130,13 @@ class LatentDenoiser(nn.Module):
         from sklearn.mixture import GaussianMixture
 
         m = max(1, min(self.cfg.mixture, images // IMAGES_PER_GAUSSIAN))
-        fitted = GaussianMixture(m, covariance_type="full", reg_covar=float(self.residual_psd.mean()),
-                                 max_iter=200, random_state=0).fit(z.double().numpy())
+        fitted = GaussianMixture(
+            m,
+            covariance_type="full",
+            reg_covar=float(self.residual_psd.mean()),
+            max_iter=200,
+            random_state=0,
+        ).fit(z.double().numpy())
         var, axes = np.linalg.eigh(fitted.covariances_)
         self.mixture_log_weight.fill_(-1e30)
         self.mixture_log_weight[:m] = torch.from_numpy(np.log(fitted.weights_))
@@ -134,12 +149,22 @@ class LatentDenoiser(nn.Module):
         Gaussian shrinkage, or each mixture component's Wiener estimate weighted by the
         component's posterior probability (its likelihood under covariance Σ + σ²I)."""
         if self.cfg.mixture == 1:
-            return self.scale**2 / (sig**2 + self.scale**2) * z  # c_skip·z, in the arithmetic the Gaussian-only model used
-        d = torch.einsum("nj,mji->nmi", z, self.mixture_axes) - torch.einsum("mj,mji->mi", self.mixture_mean, self.mixture_axes)
-        var = self.mixture_var + sig[:, :, None] ** 2  # N×M×k: the noisy codes' variance along each axis
-        posterior = torch.softmax(self.mixture_log_weight - 0.5 * (var.log() + d**2 / var).sum(2), 1)  # N×M
+            return (
+                self.scale**2 / (sig**2 + self.scale**2) * z
+            )  # c_skip·z, in the arithmetic the Gaussian-only model used
+        d = torch.einsum("nj,mji->nmi", z, self.mixture_axes) - torch.einsum(
+            "mj,mji->mi", self.mixture_mean, self.mixture_axes
+        )
+        var = (
+            self.mixture_var + sig[:, :, None] ** 2
+        )  # N×M×k: the noisy codes' variance along each axis
+        posterior = torch.softmax(
+            self.mixture_log_weight - 0.5 * (var.log() + d**2 / var).sum(2), 1
+        )  # N×M
         shrunk = posterior[:, :, None] * d * (self.mixture_var / var)
-        return posterior @ self.mixture_mean + torch.einsum("nmi,mji->nj", shrunk, self.mixture_axes)
+        return posterior @ self.mixture_mean + torch.einsum(
+            "nmi,mji->nj", shrunk, self.mixture_axes
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Latent coordinates (N×k) of images (N×1×64×64)."""
@@ -181,8 +206,9 @@ class LatentDenoiser(nn.Module):
         return (self.denoise(x, sigma) - c_skip * x) / c_out
 
 
-def latent_training_batch(model: LatentDenoiser, cfg: ScheduleConfig, x0: torch.Tensor, g: torch.Generator
-                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def latent_training_batch(
+    model: LatentDenoiser, cfg: ScheduleConfig, x0: torch.Tensor, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(noisy latents, network timestep, clean latents, per-sample weight) for clean images
     ``x0``. Isotropic image noise σ·n projects to σ·n' on the orthonormal latent axes, and
     the image-space EDM loss, the mean of ((D − x0)/c_out)² over the pixels, is the mean of
@@ -190,7 +216,9 @@ def latent_training_batch(model: LatentDenoiser, cfg: ScheduleConfig, x0: torch.
     term without parameters (outside the latent space): the same gradients."""
     n = len(x0)
     # every draw on the CPU generator (the same batches on any device)
-    sigma = torch.exp(cfg.p_mean + cfg.p_std * torch.randn(n, generator=g)).clamp(cfg.sigma_min, cfg.sigma_max)
+    sigma = torch.exp(cfg.p_mean + cfg.p_std * torch.randn(n, generator=g)).clamp(
+        cfg.sigma_min, cfg.sigma_max
+    )
     z0 = model.encode(x0)
     noise = sigma[:, None] * torch.randn(z0.shape, generator=g)
     sigma = sigma.to(z0.device)

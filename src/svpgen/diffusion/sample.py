@@ -30,12 +30,16 @@ def step_label(t, config: DiffusionConfig) -> str:
 
 
 @torch.no_grad()
-def denoise(model: torch.nn.Module, sched, x: torch.Tensor, generator: torch.Generator, on_step=None) -> torch.Tensor:
+def denoise(
+    model: torch.nn.Module, sched, x: torch.Tensor, generator: torch.Generator, on_step=None
+) -> torch.Tensor:
     """Run a configured diffusers scheduler from noise ``x`` to a sample (float, model
     range); per-step noise comes from ``generator`` (a CPU generator: the same noise on
     any device). ``on_step(i, t, x)`` is called after every step."""
     for i, t in enumerate(sched.timesteps):
-        t_batch = torch.as_tensor(t).reshape(1).expand(len(x)).to(x.device)  # EDM timesteps are floats (c_noise)
+        t_batch = (
+            torch.as_tensor(t).reshape(1).expand(len(x)).to(x.device)
+        )  # EDM timesteps are floats (c_noise)
         out = model(sched.scale_model_input(x, t), t_batch)
         x = sched.step(out, t, x, generator=generator).prev_sample
         if on_step is not None:
@@ -70,13 +74,22 @@ def sample_images(
         return make_sampler(sampler, config.schedule, steps, config.clip_sample)
 
     n_steps = len(make().timesteps)
-    bar = tqdm(total=n * n_steps, unit="img-step", desc=f"sample {sampler}-{n_steps}", disable=not progress)
+    bar = tqdm(
+        total=n * n_steps, unit="img-step", desc=f"sample {sampler}-{n_steps}", disable=not progress
+    )
     for b, start in enumerate(range(0, n, batch_size)):
         m = min(batch_size, n - start)
         sched = make()
         g = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + b)
-        x = (torch.randn((m, 1, IMAGE_SIZE, IMAGE_SIZE), generator=g).to(device) * sched.init_noise_sigma).contiguous(memory_format=fmt)
-        keep = set(np.linspace(0, n_steps - 1, trajectory_frames).round().astype(int)) if (b == 0 and trajectory_frames) else set()
+        x = (
+            torch.randn((m, 1, IMAGE_SIZE, IMAGE_SIZE), generator=g).to(device)
+            * sched.init_noise_sigma
+        ).contiguous(memory_format=fmt)
+        keep = (
+            set(np.linspace(0, n_steps - 1, trajectory_frames).round().astype(int))
+            if (b == 0 and trajectory_frames)
+            else set()
+        )
 
         def on_step(i: int, t, x: torch.Tensor) -> None:
             if i in keep:

@@ -34,7 +34,15 @@ from torch import nn
 from svpgen.diffusion.config import SAMPLERS, ScheduleConfig
 from svpgen.errors import SvpgenError
 
-DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "dpmpp": 20, "sde-dpmpp": 20, "edm-sde": 20, "edm-dpmpp": 20, "edm-euler": 40}  # None: all T
+DEFAULT_STEPS = {
+    "ddpm": None,
+    "ddim": 50,
+    "dpmpp": 20,
+    "sde-dpmpp": 20,
+    "edm-sde": 20,
+    "edm-dpmpp": 20,
+    "edm-euler": 40,
+}  # None: all T
 EDM_TIME_SCALE = 1000.0
 
 
@@ -49,18 +57,33 @@ def sampler(name: str, cfg: ScheduleConfig, steps: int | None = None, clip: bool
     the DPM solvers); without it ``ddpm`` is exactly the paper's Algorithm 2 as the authors
     ran it."""
     if name == "ddpm":
-        sched = DDPMScheduler(**cfg.scheduler_kwargs(), clip_sample=clip, variance_type="fixed_small")
+        sched = DDPMScheduler(
+            **cfg.scheduler_kwargs(), clip_sample=clip, variance_type="fixed_small"
+        )
     elif name == "ddim":
-        sched = DDIMScheduler(**cfg.scheduler_kwargs(), clip_sample=clip, set_alpha_to_one=False, timestep_spacing="trailing")
+        sched = DDIMScheduler(
+            **cfg.scheduler_kwargs(),
+            clip_sample=clip,
+            set_alpha_to_one=False,
+            timestep_spacing="trailing",
+        )
     elif name in ("dpmpp", "sde-dpmpp"):
         sched = DPMSolverMultistepScheduler(
-            **cfg.scheduler_kwargs(), algorithm_type="dpmsolver++" if name == "dpmpp" else "sde-dpmsolver++", solver_order=2,
-            timestep_spacing="trailing", thresholding=clip, sample_max_value=1.0, lower_order_final=True,
+            **cfg.scheduler_kwargs(),
+            algorithm_type="dpmsolver++" if name == "dpmpp" else "sde-dpmsolver++",
+            solver_order=2,
+            timestep_spacing="trailing",
+            thresholding=clip,
+            sample_max_value=1.0,
+            lower_order_final=True,
         )
     elif name in ("edm-sde", "edm-dpmpp"):
         sched = EDMDPMSolverMultistepScheduler(
-            **cfg.edm_kwargs(), algorithm_type="sde-dpmsolver++" if name == "edm-sde" else "dpmsolver++", solver_order=2,
-            thresholding=clip, sample_max_value=1.0,
+            **cfg.edm_kwargs(),
+            algorithm_type="sde-dpmsolver++" if name == "edm-sde" else "dpmsolver++",
+            solver_order=2,
+            thresholding=clip,
+            sample_max_value=1.0,
         )
     elif name == "edm-euler":
         sched = EDMEulerScheduler(**cfg.edm_kwargs())
@@ -83,7 +106,9 @@ def edm_sigma(t: torch.Tensor, cfg: ScheduleConfig) -> torch.Tensor:
     return torch.exp(lo + t.float() / EDM_TIME_SCALE * (hi - lo))
 
 
-def edm_scalings(sigma: torch.Tensor, sigma_data: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def edm_scalings(
+    sigma: torch.Tensor, sigma_data: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(c_skip, c_out, c_in) of the EDM preconditioning."""
     var = sigma**2 + sigma_data**2
     return sigma_data**2 / var, sigma * sigma_data / var.sqrt(), 1 / var.sqrt()
@@ -104,8 +129,13 @@ class Denoiser(nn.Module):
         return self.unet(x, t)
 
 
-def training_batch(cfg: ScheduleConfig, x0: torch.Tensor, g: torch.Generator, ddpm: DDPMScheduler | None = None,
-                   min_snr_gamma: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def training_batch(
+    cfg: ScheduleConfig,
+    x0: torch.Tensor,
+    g: torch.Generator,
+    ddpm: DDPMScheduler | None = None,
+    min_snr_gamma: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(network input, network timestep, target, per-sample loss weight or None) for a batch
     of clean images ``x0``; every random draw comes from ``g``."""
     n = len(x0)

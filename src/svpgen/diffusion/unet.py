@@ -16,6 +16,7 @@ to the activation dtype only for the convolution.
 from __future__ import annotations
 
 import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,7 +45,10 @@ class SinusoidalTimeEmbedding(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         half = self.dim // 2
-        freqs = torch.exp(torch.arange(half, device=t.device, dtype=torch.float32) * (-math.log(10000.0) / (half - 1)))
+        freqs = torch.exp(
+            torch.arange(half, device=t.device, dtype=torch.float32)
+            * (-math.log(10000.0) / (half - 1))
+        )
         args = t.float()[:, None] * freqs[None, :]
         return torch.cat([args.sin(), args.cos()], dim=-1)
 
@@ -57,7 +61,9 @@ class Block(nn.Module):
         self.proj = WeightStandardizedConv2d(dim_in, dim_out, 3, padding=1)
         self.norm = nn.GroupNorm(groups, dim_out)
 
-    def forward(self, x: torch.Tensor, scale_shift: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, scale_shift: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         x = self.norm(self.proj(x))
         if scale_shift is not None:
             scale, shift = scale_shift
@@ -115,7 +121,12 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        q, k, v = self.to_qkv(self.norm(x)).reshape(b, 3, self.heads, -1, h * w).transpose(-1, -2).unbind(1)
+        q, k, v = (
+            self.to_qkv(self.norm(x))
+            .reshape(b, 3, self.heads, -1, h * w)
+            .transpose(-1, -2)
+            .unbind(1)
+        )
         out = F.scaled_dot_product_attention(q, k, v)
         return self.to_out(out.transpose(-1, -2).reshape(b, -1, h, w)) + x
 
@@ -152,35 +163,56 @@ class UNet(nn.Module):
         self.config = cfg = config
         dims = [cfg.dim, *(cfg.dim * m for m in cfg.dim_mults)]
         time_dim = cfg.dim * 4
-        attn_levels = set(range(len(cfg.dim_mults))) if cfg.linear_attention is None else set(cfg.linear_attention)
+        attn_levels = (
+            set(range(len(cfg.dim_mults)))
+            if cfg.linear_attention is None
+            else set(cfg.linear_attention)
+        )
         channels = cfg.channels * cfg.patch**2  # pixel-unshuffled input
         self.init_conv = nn.Conv2d(channels, cfg.dim, cfg.init_kernel, padding=cfg.init_kernel // 2)
         self.time_mlp = nn.Sequential(
-            SinusoidalTimeEmbedding(cfg.dim), nn.Linear(cfg.dim, time_dim), nn.GELU(), nn.Linear(time_dim, time_dim)
+            SinusoidalTimeEmbedding(cfg.dim),
+            nn.Linear(cfg.dim, time_dim),
+            nn.GELU(),
+            nn.Linear(time_dim, time_dim),
         )
         pairs = list(zip(dims[:-1], dims[1:]))
         n = len(pairs)
         self.downs = nn.ModuleList()
         for level, (d_in, d_out) in enumerate(pairs):
             last = level == n - 1
-            self.downs.append(nn.ModuleList([
-                ResnetBlock(d_in, d_in, time_dim, cfg.groups),
-                ResnetBlock(d_in, d_in, time_dim, cfg.groups),
-                LinearAttention(d_in, cfg.heads, cfg.dim_head) if level in attn_levels else nn.Identity(),
-                nn.Conv2d(d_in, d_out, 3, padding=1) if last else Downsample(d_in, d_out),
-            ]))
+            self.downs.append(
+                nn.ModuleList(
+                    [
+                        ResnetBlock(d_in, d_in, time_dim, cfg.groups),
+                        ResnetBlock(d_in, d_in, time_dim, cfg.groups),
+                        LinearAttention(d_in, cfg.heads, cfg.dim_head)
+                        if level in attn_levels
+                        else nn.Identity(),
+                        nn.Conv2d(d_in, d_out, 3, padding=1) if last else Downsample(d_in, d_out),
+                    ]
+                )
+            )
         mid = dims[-1]
         self.mid1 = ResnetBlock(mid, mid, time_dim, cfg.groups)
         self.mid_attn = Attention(mid, cfg.heads, cfg.dim_head)
         self.mid2 = ResnetBlock(mid, mid, time_dim, cfg.groups)
         self.ups = nn.ModuleList()
         for level, (d_in, d_out) in reversed(list(enumerate(pairs))):
-            self.ups.append(nn.ModuleList([
-                ResnetBlock(d_out + d_in, d_out, time_dim, cfg.groups),
-                ResnetBlock(d_out + d_in, d_out, time_dim, cfg.groups),
-                LinearAttention(d_out, cfg.heads, cfg.dim_head) if level in attn_levels else nn.Identity(),
-                nn.Conv2d(d_out, d_in, 3, padding=1) if level == 0 else Upsample(d_out, d_in),
-            ]))
+            self.ups.append(
+                nn.ModuleList(
+                    [
+                        ResnetBlock(d_out + d_in, d_out, time_dim, cfg.groups),
+                        ResnetBlock(d_out + d_in, d_out, time_dim, cfg.groups),
+                        LinearAttention(d_out, cfg.heads, cfg.dim_head)
+                        if level in attn_levels
+                        else nn.Identity(),
+                        nn.Conv2d(d_out, d_in, 3, padding=1)
+                        if level == 0
+                        else Upsample(d_out, d_in),
+                    ]
+                )
+            )
         self.final_block = ResnetBlock(cfg.dim * 2, cfg.dim, time_dim, cfg.groups)
         self.final_conv = nn.Conv2d(cfg.dim, channels, 1)
 

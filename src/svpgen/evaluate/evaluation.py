@@ -27,22 +27,39 @@ def parse_prevalence(text: str | None, classes: list[str]) -> dict[str, float] |
     try:
         values = [float(v) for v in text.split(":")]
     except ValueError:
-        raise SvpgenError(f"--prevalence {text!r}: expected e.g. 1000:1:1 or protein=1000,silicone_oil=1,air_bubble=1") from None
+        raise SvpgenError(
+            f"--prevalence {text!r}: expected e.g. 1000:1:1 or protein=1000,silicone_oil=1,air_bubble=1"
+        ) from None
     if len(values) != len(classes):
-        raise SvpgenError(f"--prevalence {text!r} has {len(values)} values for {len(classes)} classes {classes}")
+        raise SvpgenError(
+            f"--prevalence {text!r} has {len(values)} values for {len(classes)} classes {classes}"
+        )
     return dict(zip(classes, values))
 
 
 def metrics_markdown(m: dict, title: str) -> str:
     """One metric set as Markdown: the per-class table and the macro values."""
-    table = pd.DataFrame([
-        {"class": c, "support": v["support"], "precision (Eq. 2)": v["precision"], "recall": v["recall"], "F1": v["f1"],
-         "AUPRC": v["auprc"], "precision @ recall 0.9": v["precision_at_recall_0.9"]}
-        for c, v in m["per_class"].items()
-    ])
+    table = pd.DataFrame(
+        [
+            {
+                "class": c,
+                "support": v["support"],
+                "precision (Eq. 2)": v["precision"],
+                "recall": v["recall"],
+                "F1": v["f1"],
+                "AUPRC": v["auprc"],
+                "precision @ recall 0.9": v["precision_at_recall_0.9"],
+            }
+            for c, v in m["per_class"].items()
+        ]
+    )
     lines = [f"# {title}", "", f"{m['n']:,} particles.", "", markdown_table(table)]
-    lines += ["", f"macro precision (Eq. 3) **{m['macro_precision']:.3f}** · macro recall {m['macro_recall']:.3f} · "
-              f"macro AUPRC **{m['macro_auprc']:.3f}** · balanced accuracy {m['balanced_accuracy']:.3f}", ""]
+    lines += [
+        "",
+        f"macro precision (Eq. 3) **{m['macro_precision']:.3f}** · macro recall {m['macro_recall']:.3f} · "
+        f"macro AUPRC **{m['macro_auprc']:.3f}** · balanced accuracy {m['balanced_accuracy']:.3f}",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -53,18 +70,33 @@ def _logit_adjusted(clf: Classifier, twin_predictions: Path, table: pd.DataFrame
     from scipy.special import softmax
 
     if clf.logit_offset is None:
-        raise SvpgenError(f"{clf.path}: not a logit-adjusted model; its twin's predictions {twin_predictions} do not apply")
+        raise SvpgenError(
+            f"{clf.path}: not a logit-adjusted model; its twin's predictions {twin_predictions} do not apply"
+        )
     twin = pd.read_csv(twin_predictions)
-    if len(twin) != len(table) or not (twin["id"].astype(str).to_numpy() == table["id"].astype(str).to_numpy()).all():
-        raise SvpgenError(f"{twin_predictions}: its particles are not the ones this evaluation covers")
+    if (
+        len(twin) != len(table)
+        or not (twin["id"].astype(str).to_numpy() == table["id"].astype(str).to_numpy()).all()
+    ):
+        raise SvpgenError(
+            f"{twin_predictions}: its particles are not the ones this evaluation covers"
+        )
     with np.errstate(divide="ignore"):
         logp = np.log(twin[[f"p_{c}" for c in clf.classes]].to_numpy(np.float64))
     return softmax(logp + clf.logit_offset, axis=1)
 
 
-def evaluate_model(model_dir: str | Path, store_path: str | Path, out: str | Path, prevalence: str | None = None, figures: bool = True,
-                   progress: bool = True, truth_column: str = "label", int8: bool = False,
-                   twin_predictions: str | Path | None = None) -> dict:
+def evaluate_model(
+    model_dir: str | Path,
+    store_path: str | Path,
+    out: str | Path,
+    prevalence: str | None = None,
+    figures: bool = True,
+    progress: bool = True,
+    truth_column: str = "label",
+    int8: bool = False,
+    twin_predictions: str | Path | None = None,
+) -> dict:
     """Evaluate on every particle whose ``truth_column`` is one of the model's classes
     (``true_label`` holds the simulator's ground truth before label noise). ``int8``
     evaluates with int8 inference (calibrated on the evaluation images, no labels).
@@ -77,10 +109,14 @@ def evaluate_model(model_dir: str | Path, store_path: str | Path, out: str | Pat
     clf = Classifier.from_pretrained(model_dir)
     store = ParticleStore(store_path)
     if truth_column not in store.table.columns:
-        raise SvpgenError(f"{store_path}: no column {truth_column!r} (columns: {', '.join(store.table.columns[:12])}…)")
+        raise SvpgenError(
+            f"{store_path}: no column {truth_column!r} (columns: {', '.join(store.table.columns[:12])}…)"
+        )
     keep = np.flatnonzero(store.table[truth_column].isin(clf.classes).to_numpy())
     if len(keep) == 0:
-        raise SvpgenError(f"{store_path}: no particles labelled with the model's classes {clf.classes}")
+        raise SvpgenError(
+            f"{store_path}: no particles labelled with the model's classes {clf.classes}"
+        )
     table = store.table.iloc[keep].reset_index(drop=True)
     images = store.images[keep] if len(keep) < len(store) else store.images
     proba = None
@@ -92,26 +128,44 @@ def evaluate_model(model_dir: str | Path, store_path: str | Path, out: str | Pat
     pred["truth"] = table[truth_column].to_numpy()
     proba = pred[[f"p_{c}" for c in clf.classes]].to_numpy()
     y = np.array([clf.classes.index(c) for c in table[truth_column]])
-    results = {"model": str(model_dir), "store": str(store_path), "truth_column": truth_column, "as_sampled": classification_metrics(y, proba, clf.classes)}
+    results = {
+        "model": str(model_dir),
+        "store": str(store_path),
+        "truth_column": truth_column,
+        "as_sampled": classification_metrics(y, proba, clf.classes),
+    }
     weights = None
     prev = parse_prevalence(prevalence, clf.classes)
     if prev:
         weights = prevalence_weights(y, clf.classes, prev)
-        results["at_prevalence"] = {"prevalence": prev, **classification_metrics(y, proba, clf.classes, weights)}
+        results["at_prevalence"] = {
+            "prevalence": prev,
+            **classification_metrics(y, proba, clf.classes, weights),
+        }
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", results)
     md = metrics_markdown(results["as_sampled"], "Evaluation (as sampled)")
     if prev:
         ratio = ":".join(f"{prev[c]:g}" for c in clf.classes)
-        md += "\n" + metrics_markdown(results["at_prevalence"], f"Evaluation reweighted to prevalence {ratio}")
+        md += "\n" + metrics_markdown(
+            results["at_prevalence"], f"Evaluation reweighted to prevalence {ratio}"
+        )
     write_text(out / "metrics.md", md)
     write_csv(out / "predictions.csv", pred)
     if figures:
         key = "at_prevalence" if prev else "as_sampled"
         cm = np.array(results[key]["confusion_matrix"])
-        plots.confusion(cm, clf.classes, out / "confusion_counts.png", None, "counts" + (" (reweighted)" if prev else ""))
+        plots.confusion(
+            cm,
+            clf.classes,
+            out / "confusion_counts.png",
+            None,
+            "counts" + (" (reweighted)" if prev else ""),
+        )
         plots.confusion(cm, clf.classes, out / "confusion_recall.png", "true")
         plots.confusion(cm, clf.classes, out / "confusion_precision.png", "pred")
         plots.pr_curves(y, proba, clf.classes, out / "pr_curves.png", weights)
-        plots.misclassified_gallery(np.asarray(images), y, proba, clf.classes, out / "misclassified.png")
+        plots.misclassified_gallery(
+            np.asarray(images), y, proba, clf.classes, out / "misclassified.png"
+        )
     return results

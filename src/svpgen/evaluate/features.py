@@ -56,7 +56,9 @@ class TimmFeatures:
 
         if not Path(weights).is_file():
             raise SvpgenError(f"{weights}: no such weights file")
-        self.model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, num_classes=0).eval()
+        self.model = timm.create_model(
+            arch, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, num_classes=0
+        ).eval()
         cfg = self.model.pretrained_cfg
         self.size = cfg.get("input_size", (3, 224, 224))[-1]
         self.mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406))).view(1, 3, 1, 1)
@@ -67,7 +69,13 @@ class TimmFeatures:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         feats = []
         for s in range(0, len(images), self.batch_size):
-            x = torch.from_numpy(np.array(images[s : s + self.batch_size])).float().div(255).unsqueeze(1).repeat(1, 3, 1, 1)
+            x = (
+                torch.from_numpy(np.array(images[s : s + self.batch_size]))
+                .float()
+                .div(255)
+                .unsqueeze(1)
+                .repeat(1, 3, 1, 1)
+            )
             x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True)
             feats.append(self.model((x - self.mean) / self.std).double())
         return torch.cat(feats).numpy()
@@ -82,35 +90,56 @@ class InceptionFeatures:
         try:
             from torchmetrics.image.fid import NoTrainInceptionV3
         except ImportError:  # pragma: no cover - depends on the optional torch-fidelity
-            raise SvpgenError("Inception features need torch-fidelity: pip install torch-fidelity") from None
+            raise SvpgenError(
+                "Inception features need torch-fidelity: pip install torch-fidelity"
+            ) from None
         if not Path(weights).is_file():
             raise SvpgenError(f"{weights}: no such weights file")
-        self.model = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(weights))
+        self.model = NoTrainInceptionV3(
+            name="inception-v3-compat",
+            features_list=["2048"],
+            feature_extractor_weights_path=str(weights),
+        )
         self.batch_size = batch_size
 
     @torch.inference_mode()
     def __call__(self, images: np.ndarray) -> np.ndarray:
         feats = []
         for s in range(0, len(images), self.batch_size):
-            x = torch.from_numpy(np.array(images[s : s + self.batch_size])).unsqueeze(1).repeat(1, 3, 1, 1)
+            x = (
+                torch.from_numpy(np.array(images[s : s + self.batch_size]))
+                .unsqueeze(1)
+                .repeat(1, 3, 1, 1)
+            )
             feats.append(self.model(x).double())
         return torch.cat(feats).numpy()
 
 
-def make_extractor(kind: str, encoder: str | Path | None = None, weights: str | Path | None = None, arch: str | None = None):
+def make_extractor(
+    kind: str,
+    encoder: str | Path | None = None,
+    weights: str | Path | None = None,
+    arch: str | None = None,
+):
     """The feature extractor the audit asked for: encoder, pixels, timm or inception."""
     if kind == "pixels":
         return PixelFeatures()
     if kind == "encoder":
         if encoder is None:
-            raise SvpgenError("the particle-encoder features need --encoder (make one with svpgen train-encoder)")
+            raise SvpgenError(
+                "the particle-encoder features need --encoder (make one with svpgen train-encoder)"
+            )
         return EncoderFeatures(encoder)
     if kind == "timm":
         if not (arch and weights):
-            raise SvpgenError("timm features need --feature-arch and --feature-weights (a local file)")
+            raise SvpgenError(
+                "timm features need --feature-arch and --feature-weights (a local file)"
+            )
         return TimmFeatures(arch, weights)
     if kind == "inception":
         if not weights:
-            raise SvpgenError("Inception features need --feature-weights (a local pt_inception weights file)")
+            raise SvpgenError(
+                "Inception features need --feature-weights (a local pt_inception weights file)"
+            )
         return InceptionFeatures(weights)
     raise SvpgenError(f"unknown feature extractor {kind!r} (encoder, pixels, timm, inception)")

@@ -39,7 +39,9 @@ def kid(real: np.ndarray, gen: np.ndarray, subsets: int = 50, seed: int = 0) -> 
     """Kernel inception distance (mean, std over ``subsets`` random subsets) between two
     feature sets. The subsets are drawn from a private RNG: training's global RNG is untouched."""
     size = min(len(real), len(gen), 1000)
-    metric = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=size)
+    metric = KernelInceptionDistance(
+        feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=size
+    )
     metric.update(torch.from_numpy(real), real=True)
     metric.update(torch.from_numpy(gen), real=False)
     with torch.random.fork_rng(devices=[]):  # torchmetrics draws subsets from the global RNG
@@ -58,9 +60,16 @@ def fid_kid(real: np.ndarray, gen: np.ndarray, bootstrap: int = 30, seed: int = 
         r = real[rng.integers(0, len(real), len(real))]
         g = gen[rng.integers(0, len(gen), len(gen))]
         boots.append(fid(r, g))
-    lo, hi = (np.percentile(boots, [2.5, 97.5]) if boots else (np.nan, np.nan))
-    return {"fid": point_fid, "fid_ci95": [float(lo), float(hi)], "kid": kid_mean, "kid_std": kid_std,
-            "n_real": int(len(real)), "n_generated": int(len(gen)), "bootstrap": bootstrap}
+    lo, hi = np.percentile(boots, [2.5, 97.5]) if boots else (np.nan, np.nan)
+    return {
+        "fid": point_fid,
+        "fid_ci95": [float(lo), float(hi)],
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        "n_real": int(len(real)),
+        "n_generated": int(len(gen)),
+        "bootstrap": bootstrap,
+    }
 
 
 def _kth_nn_radius(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -88,10 +97,18 @@ def precision_recall(real: np.ndarray, gen: np.ndarray, k: int = 3) -> dict:
     d = torch.cdist(g, r)  # generated × real, for both directions
     precision = _inside(d, _kth_nn_radius(r, k)).double().mean()
     recall = _inside(d.T, _kth_nn_radius(g, k)).double().mean()
-    return {"precision": float(precision), "recall": float(recall), "k": k, "n_real": len(real), "n_generated": len(gen)}
+    return {
+        "precision": float(precision),
+        "recall": float(recall),
+        "k": k,
+        "n_real": len(real),
+        "n_generated": len(gen),
+    }
 
 
-def nearest(query: np.ndarray, reference: np.ndarray, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def nearest(
+    query: np.ndarray, reference: np.ndarray, exclude_self: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Index of and Euclidean distance to each query's nearest reference row."""
     q, ref = torch.from_numpy(query).double(), torch.from_numpy(reference).double()
     d = torch.cdist(q, ref)
@@ -101,8 +118,13 @@ def nearest(query: np.ndarray, reference: np.ndarray, exclude_self: bool = False
     return idx.numpy(), dist.numpy()
 
 
-def memorization(gen_images: np.ndarray, train_images: np.ndarray, gen_feats: np.ndarray | None = None,
-                 train_feats: np.ndarray | None = None, copy_ratio: float = 1 / 3) -> dict:
+def memorization(
+    gen_images: np.ndarray,
+    train_images: np.ndarray,
+    gen_feats: np.ndarray | None = None,
+    train_feats: np.ndarray | None = None,
+    copy_ratio: float = 1 / 3,
+) -> dict:
     """For each generated image, its nearest training image (pixels, and features when
     given) and the ratio of that distance to the typical train-to-train nearest distance.
     A ratio below ``copy_ratio`` flags a near-copy."""
@@ -112,13 +134,24 @@ def memorization(gen_images: np.ndarray, train_images: np.ndarray, gen_feats: np
     _, train_nn = nearest(tp, tp, exclude_self=True)
     typical = float(np.median(train_nn))
     ratio = dist / typical
-    out = {"pixel_nearest": idx, "pixel_distance": dist, "pixel_ratio": ratio, "typical_train_nn": typical,
-           "near_copy": ratio < copy_ratio, "near_copy_fraction": float(np.mean(ratio < copy_ratio)), "copy_ratio": copy_ratio}
+    out = {
+        "pixel_nearest": idx,
+        "pixel_distance": dist,
+        "pixel_ratio": ratio,
+        "typical_train_nn": typical,
+        "near_copy": ratio < copy_ratio,
+        "near_copy_fraction": float(np.mean(ratio < copy_ratio)),
+        "copy_ratio": copy_ratio,
+    }
     if gen_feats is not None and train_feats is not None:
         fidx, fdist = nearest(gen_feats, train_feats)
         _, ftrain = nearest(train_feats, train_feats, exclude_self=True)
         fratio = fdist / float(np.median(ftrain))
-        out.update(feature_nearest=fidx, feature_ratio=fratio, feature_near_copy_fraction=float(np.mean(fratio < copy_ratio)))
+        out.update(
+            feature_nearest=fidx,
+            feature_ratio=fratio,
+            feature_near_copy_fraction=float(np.mean(fratio < copy_ratio)),
+        )
     return out
 
 
@@ -136,13 +169,25 @@ def morphology_comparison(real_images: np.ndarray, gen_images: np.ndarray):
         if len(a) < 2 or len(b) < 2:
             continue
         ks = ks_2samp(a, b)
-        rows.append({"feature": f, "ks": float(ks.statistic), "p_value": float(ks.pvalue),
-                     "real_median": float(np.median(a)), "generated_median": float(np.median(b))})
+        rows.append(
+            {
+                "feature": f,
+                "ks": float(ks.statistic),
+                "p_value": float(ks.pvalue),
+                "real_median": float(np.median(a)),
+                "generated_median": float(np.median(b)),
+            }
+        )
     return pd.DataFrame(rows), real, gen
 
 
-def filter_generated(gen_images: np.ndarray, train_images: np.ndarray | None, reference_images: np.ndarray,
-                     copy_ratio: float = 1 / 3, quantiles: tuple[float, float] = (0.005, 0.995)) -> np.ndarray:
+def filter_generated(
+    gen_images: np.ndarray,
+    train_images: np.ndarray | None,
+    reference_images: np.ndarray,
+    copy_ratio: float = 1 / 3,
+    quantiles: tuple[float, float] = (0.005, 0.995),
+) -> np.ndarray:
     """Keep mask for generated images: drop near-copies of training images (when they are
     known) and images whose morphology (area, aspect ratio, mean/min intensity) falls
     outside the reference images' [0.5%, 99.5%] range."""
@@ -169,7 +214,9 @@ def subtype_groups(subtypes: np.ndarray) -> np.ndarray:
     return np.where(s == "small_spot", "small", s)
 
 
-def _share_gap_floor(assigned: np.ndarray, names: list, size: int, seed: int, splits: int = 20) -> float:
+def _share_gap_floor(
+    assigned: np.ndarray, names: list, size: int, seed: int, splits: int = 20
+) -> float:
     """The largest sub-type share gap between two disjoint sets of ``size`` real images (as
     the classifier assigns them), averaged over random splits: what sampling alone gives a
     gap at this size, as the real-vs-real floor does for FID."""
@@ -182,8 +229,15 @@ def _share_gap_floor(assigned: np.ndarray, names: list, size: int, seed: int, sp
     return float(np.mean(gaps))
 
 
-def mode_coverage(real_images: np.ndarray, real_subtypes: np.ndarray, gen_images: np.ndarray, seed: int = 0,
-                  embedded: tuple[np.ndarray, np.ndarray] | None = None, k: int = 3, n_jobs: int | None = None) -> dict:
+def mode_coverage(
+    real_images: np.ndarray,
+    real_subtypes: np.ndarray,
+    gen_images: np.ndarray,
+    seed: int = 0,
+    embedded: tuple[np.ndarray, np.ndarray] | None = None,
+    k: int = 3,
+    n_jobs: int | None = None,
+) -> dict:
     """Share of each sub-type among real and generated images, the generated ones assigned
     by a classifier trained on the real images (logistic regression on pooled pixels + radial
     profile). The gap (``max_abs_diff``) compares like with like: the generated shares with
@@ -215,8 +269,12 @@ def mode_coverage(real_images: np.ndarray, real_subtypes: np.ndarray, gen_images
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=3000))
     folds = int(min(5, np.bincount(np.unique(groups, return_inverse=True)[1]).min()))
     splits = list(StratifiedKFold(folds).split(x, groups)) if folds >= 2 else []
-    *fold_models, fitted = fit_folds([*((model, train, None) for train, _ in splits), (model, np.arange(len(x)), None)],
-                                     x, groups, n_jobs=n_jobs)
+    *fold_models, fitted = fit_folds(
+        [*((model, train, None) for train, _ in splits), (model, np.arange(len(x)), None)],
+        x,
+        groups,
+        n_jobs=n_jobs,
+    )
     out_of_fold = groups.copy()  # no folds (a sub-type with one image): the labels stand in
     for (_, test), fold_model in zip(splits, fold_models):
         out_of_fold[test] = fold_model.predict(x[test])
@@ -224,17 +282,25 @@ def mode_coverage(real_images: np.ndarray, real_subtypes: np.ndarray, gen_images
     real_share = {n: float(np.mean(groups == n)) for n in names}
     classified_share = {n: float(np.mean(out_of_fold == n)) for n in names}
     gen_share = {n: float(np.mean(predicted == n)) for n in names}
-    out = {"modes": names, "real": real_share, "real_classified": classified_share, "generated": gen_share,
-           "classifier_cv_accuracy": float(np.mean(out_of_fold == groups)) if splits else float("nan"),
-           "classifier_recall": {n: float(np.mean(out_of_fold[groups == n] == n)) for n in names},
-           "max_abs_diff": max(abs(classified_share[n] - gen_share[n]) for n in names),
-           "max_abs_diff_vs_labels": max(abs(real_share[n] - gen_share[n]) for n in names),
-           "max_abs_diff_floor": _share_gap_floor(out_of_fold, names, min(len(gen_images), len(x) // 2), seed)}
+    out = {
+        "modes": names,
+        "real": real_share,
+        "real_classified": classified_share,
+        "generated": gen_share,
+        "classifier_cv_accuracy": float(np.mean(out_of_fold == groups)) if splits else float("nan"),
+        "classifier_recall": {n: float(np.mean(out_of_fold[groups == n] == n)) for n in names},
+        "max_abs_diff": max(abs(classified_share[n] - gen_share[n]) for n in names),
+        "max_abs_diff_vs_labels": max(abs(real_share[n] - gen_share[n]) for n in names),
+        "max_abs_diff_floor": _share_gap_floor(
+            out_of_fold, names, min(len(gen_images), len(x) // 2), seed
+        ),
+    }
     if embedded is not None:
         real_f, gen_f = embedded
         out["precision_by_mode"] = {
             n: float(inside_manifold(real_f[groups == n], gen_f[predicted == n], k).mean())
-            if (groups == n).sum() > k and (predicted == n).any() else None
+            if (groups == n).sum() > k and (predicted == n).any()
+            else None
             for n in names
         }
     return out

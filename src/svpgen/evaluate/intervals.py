@@ -29,8 +29,11 @@ CHUNK = 100  # bootstrap replicates evaluated together (memory: CHUNK × n float
 
 def metric_names(classes: list[str]) -> list[str]:
     """Table 2's metrics: per-class precision and recall, the macro values, AUPRC, balanced accuracy."""
-    return ([f"precision_{c}" for c in classes] + [f"recall_{c}" for c in classes]
-            + ["macro_precision", "macro_recall", "macro_auprc", "balanced_accuracy"])
+    return (
+        [f"precision_{c}" for c in classes]
+        + [f"recall_{c}" for c in classes]
+        + ["macro_precision", "macro_recall", "macro_auprc", "balanced_accuracy"]
+    )
 
 
 def _average_precision(score: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -49,21 +52,35 @@ def _average_precision(score: np.ndarray, positive: np.ndarray, weights: np.ndar
     return (delta * precision).sum(1)
 
 
-def weighted_metrics(y: np.ndarray, proba: np.ndarray, classes: list[str], weights: np.ndarray) -> dict[str, np.ndarray]:
+def weighted_metrics(
+    y: np.ndarray, proba: np.ndarray, classes: list[str], weights: np.ndarray
+) -> dict[str, np.ndarray]:
     """Every Table 2 metric for each row of ``weights`` (R × n sample weights)."""
     k = len(classes)
     pred = proba.argmax(1)
-    cm = np.stack([np.stack([weights[:, (y == t) & (pred == p)].sum(1) for p in range(k)], 1) for t in range(k)], 1)  # R × k × k
+    cm = np.stack(
+        [
+            np.stack([weights[:, (y == t) & (pred == p)].sum(1) for p in range(k)], 1)
+            for t in range(k)
+        ],
+        1,
+    )  # R × k × k
     diag = np.diagonal(cm, axis1=1, axis2=2)
     col, row = cm.sum(1), cm.sum(2)
     precision = np.divide(diag, col, out=np.zeros_like(diag), where=col > 0)
     recall = np.divide(diag, row, out=np.zeros_like(diag), where=row > 0)
     present = [c for c in range(k) if (y == c).any()]
-    auprc = np.stack([_average_precision(proba[:, c], (y == c).astype(np.float64), weights) for c in present], 1)
+    auprc = np.stack(
+        [_average_precision(proba[:, c], (y == c).astype(np.float64), weights) for c in present], 1
+    )
     out = {f"precision_{c}": precision[:, i] for i, c in enumerate(classes)}
     out |= {f"recall_{c}": recall[:, i] for i, c in enumerate(classes)}
-    out |= {"macro_precision": precision.mean(1), "macro_recall": recall.mean(1), "macro_auprc": auprc.mean(1),
-            "balanced_accuracy": recall[:, present].mean(1)}
+    out |= {
+        "macro_precision": precision.mean(1),
+        "macro_recall": recall.mean(1),
+        "macro_auprc": auprc.mean(1),
+        "balanced_accuracy": recall[:, present].mean(1),
+    }
     return out
 
 
@@ -73,11 +90,15 @@ def class_weights(y: np.ndarray, n_classes: int, prevalence: np.ndarray | None) 
         return np.ones(len(y))
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     target = np.asarray(prevalence, dtype=np.float64) / np.sum(prevalence)
-    per_class = np.divide(target * counts.sum(), counts, out=np.zeros_like(counts), where=counts > 0)
+    per_class = np.divide(
+        target * counts.sum(), counts, out=np.zeros_like(counts), where=counts > 0
+    )
     return per_class[y]
 
 
-def _replicate_weights(y: np.ndarray, n_classes: int, n: int, rng: np.random.Generator) -> np.ndarray:
+def _replicate_weights(
+    y: np.ndarray, n_classes: int, n: int, rng: np.random.Generator
+) -> np.ndarray:
     """``n`` stratified bootstrap replicates as multinomial counts (n × len(y))."""
     counts = np.zeros((n, len(y)))
     for c in range(n_classes):
@@ -99,20 +120,30 @@ class Bootstrap:
     points: dict[str, dict[str, float]]
     replicates: dict[str, dict[str, np.ndarray]]
 
-    def interval(self, model: str, metric: str, level: float = 0.95, method: str = "basic") -> tuple[float, float, float]:
+    def interval(
+        self, model: str, metric: str, level: float = 0.95, method: str = "basic"
+    ) -> tuple[float, float, float]:
         """(estimate, lower, upper) of ``metric`` for ``model`` (``method``: see :func:`_interval`),
         clipped to the metric's range [0, 1] (a basic interval can reach past it)."""
-        estimate, lo, hi = _interval(self.points[model][metric], self.replicates[model][metric], level, method)
+        estimate, lo, hi = _interval(
+            self.points[model][metric], self.replicates[model][metric], level, method
+        )
         return estimate, max(lo, 0.0), min(hi, 1.0)
 
-    def difference(self, a: str, b: str, metric: str, level: float = 0.95, method: str = "basic") -> tuple[float, float, float]:
+    def difference(
+        self, a: str, b: str, metric: str, level: float = 0.95, method: str = "basic"
+    ) -> tuple[float, float, float]:
         """(a − b, lower, upper): the paired difference of ``metric`` on the same replicates."""
         d = self.replicates[a][metric] - self.replicates[b][metric]
-        estimate, lo, hi = _interval(self.points[a][metric] - self.points[b][metric], d, level, method)
+        estimate, lo, hi = _interval(
+            self.points[a][metric] - self.points[b][metric], d, level, method
+        )
         return estimate, max(lo, -1.0), min(hi, 1.0)
 
 
-def _interval(estimate: float, replicates: np.ndarray, level: float, method: str) -> tuple[float, float, float]:
+def _interval(
+    estimate: float, replicates: np.ndarray, level: float, method: str
+) -> tuple[float, float, float]:
     """``basic`` (default): the reverse-percentile interval [2θ̂ − q_hi, 2θ̂ − q_lo];
     ``percentile``: [q_lo, q_hi]. The basic interval corrects the estimator's bias, which
     matters here: at 1000:1 average precision is biased upward by about one standard error
@@ -127,8 +158,14 @@ def _interval(estimate: float, replicates: np.ndarray, level: float, method: str
     return estimate, float(2 * estimate - q_hi), float(2 * estimate - q_lo)
 
 
-def bootstrap(y: np.ndarray, models: dict[str, list[np.ndarray]], classes: list[str], prevalence=None,
-              n_boot: int = 400, seed: int = 0) -> Bootstrap:
+def bootstrap(
+    y: np.ndarray,
+    models: dict[str, list[np.ndarray]],
+    classes: list[str],
+    prevalence=None,
+    n_boot: int = 400,
+    seed: int = 0,
+) -> Bootstrap:
     """Stratified (hierarchical over seeds) bootstrap of Table 2's metrics for ``models``
     (name → one probability matrix per training seed), all on the same replicates."""
     k = len(classes)
@@ -142,13 +179,19 @@ def bootstrap(y: np.ndarray, models: dict[str, list[np.ndarray]], classes: list[
     for start in range(0, n_boot, CHUNK):
         n = min(CHUNK, n_boot - start)
         weights = _replicate_weights(y, k, n, rng) * base[None, :]
-        seed_picks = {name: rng.integers(0, len(p), (n, len(p))) for name, p in models.items()}  # seeds resampled per replicate
+        seed_picks = {
+            name: rng.integers(0, len(p), (n, len(p))) for name, p in models.items()
+        }  # seeds resampled per replicate
         for name, probas in models.items():
             per_seed = [weighted_metrics(y, p, classes, weights) for p in probas]
             for m in per_seed[0]:
                 values = np.stack([s[m] for s in per_seed], 1)  # n × seeds
-                reps[name].setdefault(m, []).append(np.take_along_axis(values, seed_picks[name], 1).mean(1))
-    return Bootstrap(points, {name: {m: np.concatenate(v) for m, v in ms.items()} for name, ms in reps.items()})
+                reps[name].setdefault(m, []).append(
+                    np.take_along_axis(values, seed_picks[name], 1).mean(1)
+                )
+    return Bootstrap(
+        points, {name: {m: np.concatenate(v) for m, v in ms.items()} for name, ms in reps.items()}
+    )
 
 
 def verdict(lo: float, hi: float) -> str:

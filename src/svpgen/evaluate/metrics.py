@@ -28,16 +28,22 @@ from sklearn.metrics import (
 from sklearn.preprocessing import label_binarize
 
 
-def prevalence_weights(y: np.ndarray, classes: list[str], prevalence: dict[str, float]) -> np.ndarray:
+def prevalence_weights(
+    y: np.ndarray, classes: list[str], prevalence: dict[str, float]
+) -> np.ndarray:
     """Per-sample weights that make class c carry ``prevalence[c]`` of the total weight."""
     counts = np.bincount(y, minlength=len(classes)).astype(np.float64)
     target = np.array([prevalence.get(c, 0.0) for c in classes], dtype=np.float64)
     target = target / target.sum()
-    per_class = np.divide(target * counts.sum(), counts, out=np.zeros_like(counts), where=counts > 0)
+    per_class = np.divide(
+        target * counts.sum(), counts, out=np.zeros_like(counts), where=counts > 0
+    )
     return per_class[y]
 
 
-def precision_at_recall(y_bin: np.ndarray, score: np.ndarray, recall: float, sample_weight=None) -> float:
+def precision_at_recall(
+    y_bin: np.ndarray, score: np.ndarray, recall: float, sample_weight=None
+) -> float:
     """Highest precision reachable at recall ≥ ``recall`` (one-vs-rest)."""
     if y_bin.sum() == 0:
         return float("nan")
@@ -46,21 +52,33 @@ def precision_at_recall(y_bin: np.ndarray, score: np.ndarray, recall: float, sam
     return float(p[ok].max()) if ok.any() else 0.0
 
 
-def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: list[str], sample_weight: np.ndarray | None = None, recall_levels=(0.5, 0.9)) -> dict:
+def classification_metrics(
+    y: np.ndarray,
+    proba: np.ndarray,
+    classes: list[str],
+    sample_weight: np.ndarray | None = None,
+    recall_levels=(0.5, 0.9),
+) -> dict:
     """Every metric of the report for integer labels ``y`` and probabilities ``proba``."""
     k = len(classes)
     labels = list(range(k))
     pred = proba.argmax(1)
     sw = sample_weight
     cm = confusion_matrix(y, pred, labels=labels, sample_weight=sw)
-    precision = precision_score(y, pred, labels=labels, average=None, zero_division=0, sample_weight=sw)
+    precision = precision_score(
+        y, pred, labels=labels, average=None, zero_division=0, sample_weight=sw
+    )
     recall = recall_score(y, pred, labels=labels, average=None, zero_division=0, sample_weight=sw)
     f1 = f1_score(y, pred, labels=labels, average=None, zero_division=0, sample_weight=sw)
     onehot = label_binarize(y, classes=labels) if k > 2 else np.eye(k, dtype=int)[y]
-    auprc = np.array([
-        average_precision_score(onehot[:, c], proba[:, c], sample_weight=sw) if onehot[:, c].any() else np.nan
-        for c in labels
-    ])
+    auprc = np.array(
+        [
+            average_precision_score(onehot[:, c], proba[:, c], sample_weight=sw)
+            if onehot[:, c].any()
+            else np.nan
+            for c in labels
+        ]
+    )
     per_class = {
         c: {
             "precision": float(precision[i]),
@@ -68,7 +86,10 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: list[str],
             "f1": float(f1[i]),
             "auprc": float(auprc[i]),
             "support": int((y == i).sum()),
-            **{f"precision_at_recall_{r:g}": precision_at_recall(onehot[:, i], proba[:, i], r, sw) for r in recall_levels},
+            **{
+                f"precision_at_recall_{r:g}": precision_at_recall(onehot[:, i], proba[:, i], r, sw)
+                for r in recall_levels
+            },
         }
         for i, c in enumerate(classes)
     }

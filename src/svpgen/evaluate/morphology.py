@@ -15,14 +15,24 @@ from scipy import ndimage
 from skimage import measure
 
 FEATURES = (
-    "area_px", "abd_px", "esd_px", "aspect_ratio", "circularity",
-    "mean_intensity", "min_intensity", "std_intensity", "edge_gradient", "transparency",
+    "area_px",
+    "abd_px",
+    "esd_px",
+    "aspect_ratio",
+    "circularity",
+    "mean_intensity",
+    "min_intensity",
+    "std_intensity",
+    "edge_gradient",
+    "transparency",
 )
 
 
 def border_level(images: np.ndarray) -> np.ndarray:
     """Median of each crop's border pixels: its background estimate."""
-    border = np.concatenate([images[:, 0, :], images[:, -1, :], images[:, :, 0], images[:, :, -1]], axis=1)
+    border = np.concatenate(
+        [images[:, 0, :], images[:, -1, :], images[:, :, 0], images[:, :, -1]], axis=1
+    )
     return np.median(border, axis=1)
 
 
@@ -53,7 +63,10 @@ def morphology_table(images: np.ndarray, threshold: float = 12.0) -> pd.DataFram
     images = np.asarray(images)
     masks = particle_masks(images, threshold)
     bg = border_level(images)
-    grad = np.hypot(ndimage.sobel(images.astype(np.float32), axis=1), ndimage.sobel(images.astype(np.float32), axis=2))
+    grad = np.hypot(
+        ndimage.sobel(images.astype(np.float32), axis=1),
+        ndimage.sobel(images.astype(np.float32), axis=2),
+    )
     rows = []
     for i in range(len(images)):
         m = masks[i]
@@ -64,20 +77,26 @@ def morphology_table(images: np.ndarray, threshold: float = 12.0) -> pd.DataFram
         vals = images[i][m].astype(np.float64)
         dark_area = float(np.sum(vals < bg[i] - 2 * threshold))
         major = props.axis_major_length
-        esd = float(props.feret_diameter_max + 2 * np.sqrt(props.area / np.pi)) / 2  # mean-Feret proxy
+        esd = (
+            float(props.feret_diameter_max + 2 * np.sqrt(props.area / np.pi)) / 2
+        )  # mean-Feret proxy
         boundary = m & ~ndimage.binary_erosion(m)
-        rows.append({
-            "area_px": float(props.area),
-            "abd_px": 2 * np.sqrt(dark_area / np.pi),
-            "esd_px": esd,
-            "aspect_ratio": float(props.axis_minor_length / major) if major > 0 else 1.0,
-            "circularity": float(min(1.0, 4 * np.pi * props.area / props.perimeter**2)) if props.perimeter > 0 else 1.0,
-            "mean_intensity": vals.mean(),
-            "min_intensity": vals.min(),
-            "std_intensity": vals.std(),
-            "edge_gradient": float(grad[i][boundary].mean()),
-            "transparency": 1.0 - (2 * np.sqrt(dark_area / np.pi)) / esd if esd > 0 else np.nan,
-        })
+        rows.append(
+            {
+                "area_px": float(props.area),
+                "abd_px": 2 * np.sqrt(dark_area / np.pi),
+                "esd_px": esd,
+                "aspect_ratio": float(props.axis_minor_length / major) if major > 0 else 1.0,
+                "circularity": float(min(1.0, 4 * np.pi * props.area / props.perimeter**2))
+                if props.perimeter > 0
+                else 1.0,
+                "mean_intensity": vals.mean(),
+                "min_intensity": vals.min(),
+                "std_intensity": vals.std(),
+                "edge_gradient": float(grad[i][boundary].mean()),
+                "transparency": 1.0 - (2 * np.sqrt(dark_area / np.pi)) / esd if esd > 0 else np.nan,
+            }
+        )
     return pd.DataFrame(rows, columns=list(FEATURES))
 
 
@@ -91,7 +110,11 @@ def aspect_ratios(images: np.ndarray, threshold: float = 12.0) -> np.ndarray:
     safe = np.maximum(area, 1.0)
     cy, cx = (masks * yy).sum((1, 2)) / safe, (masks * xx).sum((1, 2)) / safe
     dy, dx = yy[None] - cy[:, None, None], xx[None] - cx[:, None, None]
-    syy, sxx, sxy = ((masks * dy * dy).sum((1, 2)), (masks * dx * dx).sum((1, 2)), (masks * dx * dy).sum((1, 2)))
+    syy, sxx, sxy = (
+        (masks * dy * dy).sum((1, 2)),
+        (masks * dx * dx).sum((1, 2)),
+        (masks * dx * dy).sum((1, 2)),
+    )
     half_trace, root = (syy + sxx) / 2, np.sqrt(((syy - sxx) / 2) ** 2 + sxy**2)
     major, minor = half_trace + root, np.maximum(half_trace - root, 0.0)
     ratio = np.sqrt(np.divide(minor, major, out=np.ones_like(major), where=major > 0))

@@ -79,7 +79,9 @@ def run_info_from_summary(summary: dict[str, str]) -> dict[str, float]:
     return {"fluid_volume_ml": imaged} if imaged else {}
 
 
-def assign_classes(pred: pd.DataFrame, min_confidence: dict[str, float] | float | None = None) -> pd.Series:
+def assign_classes(
+    pred: pd.DataFrame, min_confidence: dict[str, float] | float | None = None
+) -> pd.Series:
     """The predicted class, or ``unclassified`` below the class's confidence threshold."""
     if "predicted" not in pred.columns:
         raise SvpgenError("predictions lack a 'predicted' column (write them with svpgen classify)")
@@ -102,12 +104,18 @@ def particle_sizes(pred: pd.DataFrame) -> pd.Series:
             sizes = pd.to_numeric(pred[col], errors="coerce")
             if sizes.isna().any():
                 bad = int(sizes.isna().idxmax())
-                raise SvpgenError(f"row {bad + 2}: missing or non-numeric size in column {col!r} ({pred[col].iloc[bad]!r})")
+                raise SvpgenError(
+                    f"row {bad + 2}: missing or non-numeric size in column {col!r} ({pred[col].iloc[bad]!r})"
+                )
             return sizes
-    raise SvpgenError("predictions have no size column (esd_um, esd_diameter or ecd); classify an instrument export or a store with sizes")
+    raise SvpgenError(
+        "predictions have no size column (esd_um, esd_diameter or ecd); classify an instrument export or a store with sizes"
+    )
 
 
-def count_table(pred: pd.DataFrame, run: RunInfo, thresholds=THRESHOLDS_UM, min_confidence=None) -> pd.DataFrame:
+def count_table(
+    pred: pd.DataFrame, run: RunInfo, thresholds=THRESHOLDS_UM, min_confidence=None
+) -> pd.DataFrame:
     """Cumulative counts, concentrations and 95% CIs per class and size threshold."""
     if run.fluid_volume_ml is None or run.fluid_volume_ml <= 0:
         raise SvpgenError(f"fluid volume imaged must be > 0 mL (got {run.fluid_volume_ml})")
@@ -121,11 +129,22 @@ def count_table(pred: pd.DataFrame, run: RunInfo, thresholds=THRESHOLDS_UM, min_
         for t in thresholds:
             n = int(np.sum(mask & (sizes >= t)))
             lo, hi = poisson_ci(n)
-            row = {"class": name, "size_um": f"≥{t:g}", "threshold_um": t, "count": n,
-                   "per_mL": n * per_ml, "per_mL_lo95": float(lo) * per_ml, "per_mL_hi95": float(hi) * per_ml}
+            row = {
+                "class": name,
+                "size_um": f"≥{t:g}",
+                "threshold_um": t,
+                "count": n,
+                "per_mL": n * per_ml,
+                "per_mL_lo95": float(lo) * per_ml,
+                "per_mL_hi95": float(hi) * per_ml,
+            }
             if run.fill_volume_ml:
                 f = run.fill_volume_ml
-                row.update(per_container=n * per_ml * f, per_container_lo95=float(lo) * per_ml * f, per_container_hi95=float(hi) * per_ml * f)
+                row.update(
+                    per_container=n * per_ml * f,
+                    per_container_lo95=float(lo) * per_ml * f,
+                    per_container_hi95=float(hi) * per_ml * f,
+                )
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -146,12 +165,25 @@ def compliance(table: pd.DataFrame, run: RunInfo) -> pd.DataFrame:
         key = "per_container" if unit == "per container" else "per_mL"
         value, upper = r[key], r[f"{key}_hi95"]
         verdict = "PASS" if value <= limit else "FAIL"
-        rows.append({"size_um": f"≥{t:g}", "value": value, "upper95": upper, "limit": limit, "unit": unit,
-                     "verdict": verdict, "note": "upper 95% bound exceeds the limit" if verdict == "PASS" and upper > limit else ""})
+        rows.append(
+            {
+                "size_um": f"≥{t:g}",
+                "value": value,
+                "upper95": upper,
+                "limit": limit,
+                "unit": unit,
+                "verdict": verdict,
+                "note": "upper 95% bound exceeds the limit"
+                if verdict == "PASS" and upper > limit
+                else "",
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def write_counts_report(pred: pd.DataFrame, run: RunInfo, out: Path, thresholds=THRESHOLDS_UM, min_confidence=None) -> dict:
+def write_counts_report(
+    pred: pd.DataFrame, run: RunInfo, out: Path, thresholds=THRESHOLDS_UM, min_confidence=None
+) -> dict:
     """counts.csv, compliance.csv, counts.md, counts.html and size_distribution.png in ``out``."""
     import base64
 
@@ -163,23 +195,42 @@ def write_counts_report(pred: pd.DataFrame, run: RunInfo, out: Path, thresholds=
     write_csv(out / "counts.csv", table)
     write_csv(out / "compliance.csv", verdicts)
     classes = assign_classes(pred, min_confidence)
-    size_distribution(particle_sizes(pred).to_numpy(), classes.to_numpy(), out / "size_distribution.png")
+    size_distribution(
+        particle_sizes(pred).to_numpy(), classes.to_numpy(), out / "size_distribution.png"
+    )
     n_unclassified = int((classes == UNCLASSIFIED).sum())
     head = [
-        "# Particle counts", "",
+        "# Particle counts",
+        "",
         f"{len(pred):,} particles; fluid volume imaged {run.fluid_volume_ml:g} mL; dilution {run.dilution:g}"
-        + (f"; fill volume {run.fill_volume_ml:g} mL" if run.fill_volume_ml else "; no fill volume given (no pass/fail)")
-        + (f"; {n_unclassified:,} below the confidence threshold (unclassified, counted as particulate)." if min_confidence else "."),
-        "", "Air bubbles are excluded from the particulate total. Intervals: exact Poisson 95%.", "",
+        + (
+            f"; fill volume {run.fill_volume_ml:g} mL"
+            if run.fill_volume_ml
+            else "; no fill volume given (no pass/fail)"
+        )
+        + (
+            f"; {n_unclassified:,} below the confidence threshold (unclassified, counted as particulate)."
+            if min_confidence
+            else "."
+        ),
+        "",
+        "Air bubbles are excluded from the particulate total. Intervals: exact Poisson 95%.",
+        "",
     ]
-    cols = ["class", "size_um", "count", "per_mL", "per_mL_lo95", "per_mL_hi95"] + [c for c in ("per_container", "per_container_lo95", "per_container_hi95") if c in table]
+    cols = ["class", "size_um", "count", "per_mL", "per_mL_lo95", "per_mL_hi95"] + [
+        c for c in ("per_container", "per_container_lo95", "per_container_hi95") if c in table
+    ]
     show = table[cols]
     verdict_md = ["", f"## USP <788> ({run.method}), particulate total", ""]
     if verdicts.empty:
         verdict_md.append("_fill volume not given: no pass/fail verdict._")
     else:
         shown = verdicts.assign(verdict=verdicts["verdict"].map(lambda v: f"**{v}**"))
-        verdict_md.append(markdown_table(shown.rename(columns={"size_um": "size", "upper95": "upper 95%"}), ",.1f"))
+        verdict_md.append(
+            markdown_table(
+                shown.rename(columns={"size_um": "size", "upper95": "upper 95%"}), ",.1f"
+            )
+        )
     md = "\n".join(head + [markdown_table(show, ",.2f")] + verdict_md) + "\n"
     write_text(out / "counts.md", md)
     png = base64.b64encode((out / "size_distribution.png").read_bytes()).decode()
@@ -211,12 +262,23 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise SvpgenError(f"{path}: not a readable predictions CSV ({str(err).splitlines()[0][:80]})") from None
+        raise SvpgenError(
+            f"{path}: not a readable predictions CSV ({str(err).splitlines()[0][:80]})"
+        ) from None
 
 
-def counts_report(predictions: str | Path, out: str | Path, export_dir: str | Path | None = None, fluid_volume_ml: float | None = None,
-                  dilution: float = 1.0, fill_volume_ml: float | None = None, container_ml: float | None = None,
-                  method: str = "light-obscuration", min_confidence: str | None = None, large: bool = False) -> dict:
+def counts_report(
+    predictions: str | Path,
+    out: str | Path,
+    export_dir: str | Path | None = None,
+    fluid_volume_ml: float | None = None,
+    dilution: float = 1.0,
+    fill_volume_ml: float | None = None,
+    container_ml: float | None = None,
+    method: str = "light-obscuration",
+    min_confidence: str | None = None,
+    large: bool = False,
+) -> dict:
     """``svpgen counts``: predictions CSV (+ the export's run summary for the volume imaged)
     → the counts report in ``out``; returns what :func:`write_counts_report` returns."""
     from svpgen.data.importers.flowcam import read_run_summary
@@ -225,7 +287,11 @@ def counts_report(predictions: str | Path, out: str | Path, export_dir: str | Pa
     summary = run_info_from_summary(read_run_summary(Path(export_dir))) if export_dir else {}
     volume = fluid_volume_ml or summary.get("fluid_volume_ml")
     if volume is None:
-        raise SvpgenError("no fluid volume imaged: pass --fluid-volume-ml or --export with a FlowCam run summary")
+        raise SvpgenError(
+            "no fluid volume imaged: pass --fluid-volume-ml or --export with a FlowCam run summary"
+        )
     run = RunInfo(volume, dilution, fill_volume_ml, container_ml, method)
     thresholds = THRESHOLDS_UM + (EXTRA_THRESHOLDS_UM if large else ())
-    return write_counts_report(pred, run, Path(out), thresholds, parse_min_confidence(min_confidence))
+    return write_counts_report(
+        pred, run, Path(out), thresholds, parse_min_confidence(min_confidence)
+    )

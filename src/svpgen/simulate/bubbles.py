@@ -37,7 +37,10 @@ LARGE_VIEW_P = (0.30, 0.32, 0.38)
 def _small(rng: np.random.Generator, k: int, background: np.ndarray):
     # the dark dome sits off the crop's centre, mostly towards the shadow side
     shift, towards = rng.uniform(0.3, 2.3, k), rng.vonmises(SHADOW_DIRECTION, 1.5, k)
-    cx, cy = SIZE / 2 + shift * np.cos(towards) + rng.normal(0, 0.8, k), SIZE / 2 + shift * np.sin(towards) + rng.normal(0, 0.8, k)
+    cx, cy = (
+        SIZE / 2 + shift * np.cos(towards) + rng.normal(0, 0.8, k),
+        SIZE / 2 + shift * np.sin(towards) + rng.normal(0, 0.8, k),
+    )
     aspect = rng.uniform(0.85, 1.0, k)
     r = radius(cx, cy, aspect, rng.uniform(0, np.pi, k))
     # one "contrast" per bubble (focus and size): a darker core comes with a brighter halo
@@ -54,7 +57,13 @@ def _small(rng: np.random.Generator, k: int, background: np.ndarray):
     dev += col(spot * rng.uniform(20, 60, k)) * np.exp(-((r / 2.0) ** 2))
     esd = np.clip(np.exp(np.log(15.0) + 0.8 * rng.standard_normal(k)), 2.0, 150.0)
     scale = SIZE / (2 * 2.2 * half)  # crop px per µm-equivalent of the particle
-    return col(background) + dev, esd, esd * scale, np.where(spot, "small_spot", "small").astype(object), aspect
+    return (
+        col(background) + dev,
+        esd,
+        esd * scale,
+        np.where(spot, "small_spot", "small").astype(object),
+        aspect,
+    )
 
 
 def _large(rng: np.random.Generator, k: int, background: np.ndarray):
@@ -65,15 +74,20 @@ def _large(rng: np.random.Generator, k: int, background: np.ndarray):
     # a few crop widths, whose window is most of the bubble.
     R = np.where(edge_view, rng.uniform(80, 200, k), rng.uniform(60, 120, k))
     aspect = rng.uniform(0.8, 1.0, k)
-    window_r = np.where(edge_view, rng.uniform(0.3, 0.65, k) * R, R - rng.uniform(20, 35, k))  # annulus: 20–35 px of black
+    window_r = np.where(
+        edge_view, rng.uniform(0.3, 0.65, k) * R, R - rng.uniform(20, 35, k)
+    )  # annulus: 20–35 px of black
     # A bubble bigger than the crop is cut by the camera frame, whose edges are the crop's
     # axes: in the real edge views the body lies along an axis (±20°); the other views come
     # in any direction.
     axis_aligned = rng.integers(0, 4, k) * (np.pi / 2) + rng.normal(0, np.radians(20), k)
     angle = np.where(edge_view, axis_aligned, rng.uniform(0, 2 * np.pi, k))
     # distance from the crop centre to the bubble centre
-    dist = np.select([view == "window", view == "annulus"],
-                     [window_r + rng.uniform(-14, 6, k), (window_r + R) / 2 + rng.uniform(-5, 5, k)], R + rng.uniform(-16, 0, k))
+    dist = np.select(
+        [view == "window", view == "annulus"],
+        [window_r + rng.uniform(-14, 6, k), (window_r + R) / 2 + rng.uniform(-5, 5, k)],
+        R + rng.uniform(-16, 0, k),
+    )
     cx, cy = SIZE / 2 - dist * np.cos(angle), SIZE / 2 - dist * np.sin(angle)
     tilt = rng.uniform(0, np.pi, k)
     r = radius(cx, cy, aspect, tilt)
@@ -84,16 +98,30 @@ def _large(rng: np.random.Generator, k: int, background: np.ndarray):
     # the outer edge: a soft rise out of the black (real: ≈ 10 px from 25 to 180), a narrow
     # bright fringe (peak 220–230 in the real tiles) just outside it, and the background
     # within a few pixels
-    softness, fringe_peak, decay = rng.uniform(1.2, 2.2, k), rng.uniform(235, 255, k), rng.uniform(2.5, 5.0, k)
+    softness, fringe_peak, decay = (
+        rng.uniform(1.2, 2.2, k),
+        rng.uniform(235, 255, k),
+        rng.uniform(2.5, 5.0, k),
+    )
     fringe_w = rng.uniform(2.0, 4.0, k)
     inside_window = expit((col(window_r) - r_window) / 1.2)
     inside_bubble = expit((col(R) - r) / col(softness))
-    body = col(dark) + (col(level) - col(dark)) * inside_window + col(rim) * ring(r_window, window_r - rim_w, rim_w)
+    body = (
+        col(dark)
+        + (col(level) - col(dark)) * inside_window
+        + col(rim) * ring(r_window, window_r - rim_w, rim_w)
+    )
     beyond_fringe = np.maximum(r - col(R + 2 * softness + fringe_w), 0)
     bg = col(background)
     fringe = bg + (col(fringe_peak) - bg) * np.exp(-beyond_fringe / col(decay))
     esd = rng.uniform(60, 250, k)
-    return body * inside_bubble + fringe * (1 - inside_bubble), esd, esd * SIZE / (2 * R), ("large_" + view.astype(str)).astype(object), aspect
+    return (
+        body * inside_bubble + fringe * (1 - inside_bubble),
+        esd,
+        esd * SIZE / (2 * R),
+        ("large_" + view.astype(str)).astype(object),
+        aspect,
+    )
 
 
 def render_bubbles(rng: np.random.Generator, n: int, background: np.ndarray, pixel_um: float):
@@ -105,7 +133,15 @@ def render_bubbles(rng: np.random.Generator, n: int, background: np.ndarray, pix
     for mask, render in ((~large, _small), (large, _large)):
         idx = np.flatnonzero(mask)
         if len(idx):
-            fields[idx], esd[idx], side_um, subtype[idx], aspect[idx] = render(rng, len(idx), background[idx])
+            fields[idx], esd[idx], side_um, subtype[idx], aspect[idx] = render(
+                rng, len(idx), background[idx]
+            )
             side[idx] = side_um / pixel_um
     defocus = rng.uniform(0.1, 0.6, n)  # applied with the PSF
-    return np.maximum(fields, 2.0), {"esd_um": esd, "native_side": side, "subtype": subtype, "aspect": aspect, "defocus_px": defocus}
+    return np.maximum(fields, 2.0), {
+        "esd_um": esd,
+        "native_side": side,
+        "subtype": subtype,
+        "aspect": aspect,
+        "defocus_px": defocus,
+    }

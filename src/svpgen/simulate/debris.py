@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from svpgen.simulate.field import SIZE, _XX, _YY, blur, col
+from svpgen.simulate.field import _XX, _YY, SIZE, blur, col
 
 
 def render_glass(rng: np.random.Generator, n: int, background: np.ndarray, pixel_um: float):
@@ -22,9 +22,17 @@ def render_glass(rng: np.random.Generator, n: int, background: np.ndarray, pixel
     mask = (np.abs(u) < col(half_len)) & (np.abs(v) < col(half_len * aspect)) & cut
     m = mask.astype(np.float32)
     edges = m - blur(m, np.full(n, 1.0))
-    dev = col(rng.uniform(10, 20, n)) * edges * col(np.where(rng.random(n) < 0.5, 1, -1)) - col(rng.uniform(0, 4, n)) * m
+    dev = (
+        col(rng.uniform(10, 20, n)) * edges * col(np.where(rng.random(n) < 0.5, 1, -1))
+        - col(rng.uniform(0, 4, n)) * m
+    )
     side = d / pixel_um * SIZE / (2 * half_len)
-    return (col(background) + dev).astype(np.float32), {"esd_um": d, "native_side": side, "subtype": np.full(n, "flake", object), "aspect": aspect}
+    return (col(background) + dev).astype(np.float32), {
+        "esd_um": d,
+        "native_side": side,
+        "subtype": np.full(n, "flake", object),
+        "aspect": aspect,
+    }
 
 
 def render_fiber(rng: np.random.Generator, n: int, background: np.ndarray, pixel_um: float):
@@ -34,8 +42,15 @@ def render_fiber(rng: np.random.Generator, n: int, background: np.ndarray, pixel
     width_px = width_um / pixel_um * SIZE / side
     angle = rng.uniform(0, np.pi, n)
     offset = rng.uniform(-8, 8, n)
-    dist = np.abs(-(_XX - SIZE / 2) * col(np.sin(angle)) + (_YY - SIZE / 2) * col(np.cos(angle)) - col(offset))
+    dist = np.abs(
+        -(_XX - SIZE / 2) * col(np.sin(angle)) + (_YY - SIZE / 2) * col(np.cos(angle)) - col(offset)
+    )
     core = expit((col(width_px / 2) - dist) / 0.8)
     dev = -col(rng.uniform(40, 80, n)) * core
     esd = np.sqrt(4 * width_um * length_um / np.pi)
-    return (col(background) + dev).astype(np.float32), {"esd_um": esd, "native_side": side, "subtype": np.full(n, "fibre", object), "aspect": width_um / length_um}
+    return (col(background) + dev).astype(np.float32), {
+        "esd_um": esd,
+        "native_side": side,
+        "subtype": np.full(n, "fibre", object),
+        "aspect": width_um / length_um,
+    }

@@ -32,7 +32,9 @@ RENDERERS = {
     "glass": render_glass,
     "fiber": render_fiber,
 }
-CHUNK = 256  # particles per task and per child seed: the renderers' N×64×64 temporaries stay in cache
+CHUNK = (
+    256  # particles per task and per child seed: the renderers' N×64×64 temporaries stay in cache
+)
 # pixels per block of the native-optics and preprocessing passes (≈ 64 crops of 64×64): on
 # large stacks these elementwise passes are memory-bound, in cache they run ≈ 2.5× faster
 BLOCK_PIXELS = 64 * IMAGE_SIZE * IMAGE_SIZE
@@ -49,7 +51,10 @@ class SimConfig:
     """Instrument and noise settings (spec defaults)."""
 
     pixel_um: float = 0.55  # FlowCam 10×
-    background: tuple[float, float] = (176.0, 3.0)  # mean, sd of B, clipped to [150, 200] (real Fig. 5 tiles: 175–177)
+    background: tuple[float, float] = (
+        176.0,
+        3.0,
+    )  # mean, sd of B, clipped to [150, 200] (real Fig. 5 tiles: 175–177)
     psf_um: tuple[float, float] = (0.45, 0.9)
     noise_levels: tuple[float, float] = (1.0, 2.5)
     gradient_levels: tuple[float, float] = (0.0, 4.0)
@@ -68,7 +73,9 @@ class Simulation:
     native_crops: list[np.ndarray] | None  # uint8 crops at native size (for instrument exports)
 
 
-def _finish(rng: np.random.Generator, fields: np.ndarray, meta: dict, cfg: SimConfig, keep_native: bool):
+def _finish(
+    rng: np.random.Generator, fields: np.ndarray, meta: dict, cfg: SimConfig, keep_native: bool
+):
     """Native optics and sensor: PSF, native resolution, noise, gradient, uint8, preprocess.
 
     Particles are processed in groups of equal native side, in cache-sized blocks: the PSF
@@ -132,7 +139,9 @@ def _render_chunk(args):
     return images, natives, columns
 
 
-def _label_noise(rng: np.random.Generator, labels: np.ndarray, esd: np.ndarray, cfg: SimConfig) -> np.ndarray:
+def _label_noise(
+    rng: np.random.Generator, labels: np.ndarray, esd: np.ndarray, cfg: SimConfig
+) -> np.ndarray:
     classes = np.unique(labels)
     if cfg.label_noise <= 0 or len(classes) < 2:
         return labels.copy()
@@ -182,17 +191,35 @@ def simulate(
                 bar.update(job[1])
     bar.close()
 
-    labels = np.concatenate([np.full(j[1], j[0], dtype=object) for j in jobs]) if jobs else np.array([], object)
-    images = np.concatenate([r[0] for r in results]) if results else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    columns = {k: np.concatenate([r[2][k] for r in results]) for k in results[0][2]} if results else {}
+    labels = (
+        np.concatenate([np.full(j[1], j[0], dtype=object) for j in jobs])
+        if jobs
+        else np.array([], object)
+    )
+    images = (
+        np.concatenate([r[0] for r in results])
+        if results
+        else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    )
+    columns = (
+        {k: np.concatenate([r[2][k] for r in results]) for k in results[0][2]} if results else {}
+    )
     natives = [c for r in results for c in r[1]] if keep_native and results else None
-    noisy = _label_noise(np.random.default_rng(class_seeds[-1]), labels, columns.get("esd_um", np.array([])), cfg)
+    noisy = _label_noise(
+        np.random.default_rng(class_seeds[-1]), labels, columns.get("esd_um", np.array([])), cfg
+    )
     per_class = {}
     ids = []
     for lab in labels:
         per_class[lab] = per_class.get(lab, 0) + 1
         ids.append(f"sim{seed}-{lab}-{per_class[lab]:07d}")
     particles = Particles.from_arrays(
-        images, labels=noisy, source="simulated", ids=ids, origins="simulator", true_label=labels.astype(str), **columns
+        images,
+        labels=noisy,
+        source="simulated",
+        ids=ids,
+        origins="simulator",
+        true_label=labels.astype(str),
+        **columns,
     )
     return Simulation(particles, natives)

@@ -15,7 +15,12 @@ SIZE = 64
 _YY, _XX = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) + 0.5
 
 
-def radius(cx: np.ndarray, cy: np.ndarray, aspect: np.ndarray | float = 1.0, angle: np.ndarray | float = 0.0) -> np.ndarray:
+def radius(
+    cx: np.ndarray,
+    cy: np.ndarray,
+    aspect: np.ndarray | float = 1.0,
+    angle: np.ndarray | float = 0.0,
+) -> np.ndarray:
     """Area-preserving elliptical radius (N×64×64) around per-particle centres."""
     cx, cy = np.asarray(cx, np.float32)[:, None, None], np.asarray(cy, np.float32)[:, None, None]
     dx = _XX - cx
@@ -74,7 +79,9 @@ def gaussian_matrices(sigmas: np.ndarray, size: int = SIZE) -> np.ndarray:
     two batched matrix products instead of one filter call per sigma."""
     sigmas = np.asarray(sigmas, np.float64)
     radii = np.floor(4.0 * sigmas + 0.5)
-    reach = int(max(size - 1, radii.max(initial=0)))  # every column offset a row can reach, and all taps
+    reach = int(
+        max(size - 1, radii.max(initial=0))
+    )  # every column offset a row can reach, and all taps
     offsets = np.arange(-reach, reach + 1)
     safe = np.maximum(sigmas, 1e-6)[:, None]
     kernel = np.exp(-0.5 * (offsets / safe) ** 2) * (np.abs(offsets) <= radii[:, None])
@@ -111,7 +118,9 @@ def white_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return noise
 
 
-def fractal_noise(rng: np.random.Generator, n: int, beta: float = 2.5, size: int = SIZE) -> np.ndarray:
+def fractal_noise(
+    rng: np.random.Generator, n: int, beta: float = 2.5, size: int = SIZE
+) -> np.ndarray:
     """Unit-variance 1/f^beta noise fields (N×size×size), made by filtering white noise in
     Fourier space (batched single-precision scipy.fft: ~2× numpy's float64 FFT)."""
     white = white_noise(rng, (n, size, size))

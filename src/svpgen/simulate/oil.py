@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from svpgen.simulate.field import SIZE, _XX, _YY, col, fractal_noise, radius, ring
+from svpgen.simulate.field import _XX, _YY, SIZE, col, fractal_noise, radius, ring
 
 MODES = ("bright", "dark", "faint", "other")
 MODE_P = (0.50, 0.30, 0.10, 0.10)
@@ -36,25 +36,39 @@ def _one_sided(rng, k, cx, cy, strength: float) -> np.ndarray:
     cos(θ − θ₀) = (dx·cos θ₀ + dy·sin θ₀) / r, without an arctan per pixel."""
     dx, dy = _XX - col(cx), _YY - col(cy)
     theta0 = rng.uniform(0, 2 * np.pi, k)
-    cos_diff = (dx * col(np.cos(theta0)) + dy * col(np.sin(theta0))) / (np.sqrt(dx * dx + dy * dy) + 1e-6)
+    cos_diff = (dx * col(np.cos(theta0)) + dy * col(np.sin(theta0))) / (
+        np.sqrt(dx * dx + dy * dy) + 1e-6
+    )
     return 1.0 + col(rng.uniform(0, strength, k)) * cos_diff
 
 
 def _bright(rng, r, rs, R, cx, cy):
     k = len(R)
     sigma = col(R * _uniform(rng, 0.30, 0.50, k))
-    core = col(_uniform(rng, 110, 180, k)) * np.exp(-((rs / sigma) ** col(_uniform(rng, 1.6, 2.6, k))))
-    core *= 1 + 0.45 * fractal_noise(rng, k, beta=3.0)  # an irregular bright region, not a clean Gaussian
-    trough = -col(_uniform(rng, 15, 110, k)) * ring(r, R * _uniform(rng, 0.65, 0.90, k), R * _uniform(rng, 0.30, 0.48, k))
-    halo = col(_uniform(rng, 5, 35, k) * (rng.random(k) < 0.5)) * ring(r, R * _uniform(rng, 1.1, 1.3, k), R * 0.12)
+    core = col(_uniform(rng, 110, 180, k)) * np.exp(
+        -((rs / sigma) ** col(_uniform(rng, 1.6, 2.6, k)))
+    )
+    core *= 1 + 0.45 * fractal_noise(
+        rng, k, beta=3.0
+    )  # an irregular bright region, not a clean Gaussian
+    trough = -col(_uniform(rng, 15, 110, k)) * ring(
+        r, R * _uniform(rng, 0.65, 0.90, k), R * _uniform(rng, 0.30, 0.48, k)
+    )
+    halo = col(_uniform(rng, 5, 35, k) * (rng.random(k) < 0.5)) * ring(
+        r, R * _uniform(rng, 1.1, 1.3, k), R * 0.12
+    )
     return core + trough * _one_sided(rng, k, cx, cy, 0.6) + halo
 
 
 def _dark(rng, r, rs, R, cx, cy):
     k = len(R)
     centre = -col(_uniform(rng, 20, 90, k)) * np.exp(-((rs / col(R * 0.4)) ** 2))
-    dark_ring = -col(_uniform(rng, 80, 170, k)) * ring(r, R * _uniform(rng, 0.45, 0.65, k), R * _uniform(rng, 0.17, 0.25, k))
-    halo = col(_uniform(rng, 30, 80, k)) * ring(r, R * _uniform(rng, 1.0, 1.1, k), R * _uniform(rng, 0.12, 0.18, k))
+    dark_ring = -col(_uniform(rng, 80, 170, k)) * ring(
+        r, R * _uniform(rng, 0.45, 0.65, k), R * _uniform(rng, 0.17, 0.25, k)
+    )
+    halo = col(_uniform(rng, 30, 80, k)) * ring(
+        r, R * _uniform(rng, 1.0, 1.1, k), R * _uniform(rng, 0.12, 0.18, k)
+    )
     texture = 8 * fractal_noise(rng, k, beta=2.0) * np.exp(-((r / col(0.7 * R)) ** 2))
     return centre + dark_ring * _one_sided(rng, k, cx, cy, 0.35) + halo + texture
 
@@ -68,7 +82,15 @@ def _faint(rng, r, rs, R, cx, cy):
 LOOKS = {"bright": _bright, "dark": _dark, "faint": _faint}
 
 
-def droplet_deviation(rng, look: np.ndarray, r: np.ndarray, rs: np.ndarray, R: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
+def droplet_deviation(
+    rng,
+    look: np.ndarray,
+    r: np.ndarray,
+    rs: np.ndarray,
+    R: np.ndarray,
+    cx: np.ndarray,
+    cy: np.ndarray,
+) -> np.ndarray:
     """Deviation from background (N×64×64) of droplets with the given looks; ``r`` is the
     radius map about each droplet's centre, ``rs`` about its (offset) bright spot."""
     dev = np.zeros(r.shape, np.float32)
@@ -83,32 +105,58 @@ def render_oil(rng: np.random.Generator, n: int, background: np.ndarray, pixel_u
     """Ideal intensity fields (N×64×64) and per-particle metadata of ``n`` oil droplets."""
     mode = rng.choice(np.array(MODES, dtype=object), size=n, p=MODE_P)
     d = np.clip(np.exp(np.log(4.0) + 0.6 * rng.standard_normal(n)), 1.5, 40.0)
-    R = np.select([mode == "faint", mode == "dark"], [_uniform(rng, 22, 30, n), _uniform(rng, 16, 21, n)], _uniform(rng, 19, 24, n))
+    R = np.select(
+        [mode == "faint", mode == "dark"],
+        [_uniform(rng, 22, 30, n), _uniform(rng, 16, 21, n)],
+        _uniform(rng, 19, 24, n),
+    )
     cx, cy = SIZE / 2 + rng.normal(0, 1.2, (2, n))
     aspect = rng.uniform(0.88, 1.0, n)
     r = radius(cx, cy, aspect, rng.uniform(0, np.pi, n))
     offset, offset_angle = rng.uniform(0, 0.3, n) * R, rng.uniform(0, 2 * np.pi, n)
-    rs = radius(cx + offset * np.cos(offset_angle), cy + offset * np.sin(offset_angle), rng.uniform(0.4, 1.0, n), rng.uniform(0, np.pi, n))
+    rs = radius(
+        cx + offset * np.cos(offset_angle),
+        cy + offset * np.sin(offset_angle),
+        rng.uniform(0.4, 1.0, n),
+        rng.uniform(0, np.pi, n),
+    )
     other = mode == "other"
     kind = np.where(other, rng.choice(np.array(OTHER_KINDS, dtype=object), size=n, p=OTHER_P), "")
-    look = np.where(other, rng.choice(np.array(["bright", "dark"], dtype=object), size=n, p=(0.6, 0.4)), mode)
+    look = np.where(
+        other, rng.choice(np.array(["bright", "dark"], dtype=object), size=n, p=(0.6, 0.4)), mode
+    )
     single = kind != "doublet"
     dev = np.zeros((n, SIZE, SIZE), np.float32)
-    dev[single] = droplet_deviation(rng, look[single], r[single], rs[single], R[single], cx[single], cy[single])
+    dev[single] = droplet_deviation(
+        rng, look[single], r[single], rs[single], R[single], cx[single], cy[single]
+    )
     doublet = np.flatnonzero(~single)
     if len(doublet):  # two touching droplets, the stronger field wins where they overlap
         small_r = _uniform(rng, 11, 15, len(doublet))
         a = rng.uniform(0, np.pi, len(doublet))
         for sign in (-1, 1):
-            px, py = cx[doublet] + sign * small_r * np.cos(a), cy[doublet] + sign * small_r * np.sin(a)
+            px, py = (
+                cx[doublet] + sign * small_r * np.cos(a),
+                cy[doublet] + sign * small_r * np.sin(a),
+            )
             rr = radius(px, py)
             part = droplet_deviation(rng, look[doublet], rr, rr, small_r, px, py)
             dev[doublet] = np.where(np.abs(part) > np.abs(dev[doublet]), part, dev[doublet])
     smeared = np.flatnonzero(kind == "smeared")
     if len(smeared):
-        dev[smeared] += col(_uniform(rng, 15, 40, len(smeared))) * fractal_noise(rng, len(smeared), beta=2.5) * np.exp(-((r[smeared] / col(R[smeared])) ** 2))
+        dev[smeared] += (
+            col(_uniform(rng, 15, 40, len(smeared)))
+            * fractal_noise(rng, len(smeared), beta=2.5)
+            * np.exp(-((r[smeared] / col(R[smeared])) ** 2))
+        )
     defocus = rng.uniform(0.1, 0.8, n) * np.where(mode == "faint", 3.0, 1.0)  # applied with the PSF
     fields = np.maximum(col(background) + dev, 2.0)  # intensity stays physical
     native_side = d / pixel_um * SIZE / (2 * R)
     subtype = np.where(other, "other_" + kind.astype(str), mode.astype(str)).astype(object)
-    return fields.astype(np.float32), {"esd_um": d, "native_side": native_side, "subtype": subtype, "aspect": aspect, "defocus_px": defocus}
+    return fields.astype(np.float32), {
+        "esd_um": d,
+        "native_side": native_side,
+        "subtype": subtype,
+        "aspect": aspect,
+        "defocus_px": defocus,
+    }

@@ -15,7 +15,17 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from svpgen.simulate.field import SIZE, blob, blur, col, fractal_noise, gaussian_spot, radius, ring, white_noise
+from svpgen.simulate.field import (
+    SIZE,
+    blob,
+    blur,
+    col,
+    fractal_noise,
+    gaussian_spot,
+    radius,
+    ring,
+    white_noise,
+)
 from svpgen.simulate.oil import droplet_deviation
 
 # The protein texture's zero-mean part is set this much above its target tile std: the
@@ -69,7 +79,12 @@ def _blob_union(rng, n, extent):
 
 def _noise_shape(rng, n, extent):
     noise = fractal_noise(rng, n, beta=rng.uniform(2.5, 3.5))
-    r = radius(SIZE / 2 + rng.uniform(-2, 2, n), SIZE / 2 + rng.uniform(-2, 2, n), rng.uniform(0.6, 1.0, n), rng.uniform(0, np.pi, n))
+    r = radius(
+        SIZE / 2 + rng.uniform(-2, 2, n),
+        SIZE / 2 + rng.uniform(-2, 2, n),
+        rng.uniform(0.6, 1.0, n),
+        rng.uniform(0, np.pi, n),
+    )
     envelope = 1.0 - (r / col(extent / 2)) ** 2
     return (0.45 * noise + 1.2 * envelope) > 0.35
 
@@ -81,10 +96,14 @@ def _fibrils(rng, n, extent):
     valid = np.zeros((n, strands * steps), bool)
     n_strands = rng.integers(1, strands + 1, n)
     for s in range(strands):
-        heading = rng.uniform(0, 2 * np.pi, n)[:, None] + np.cumsum(rng.normal(0, 0.12, (n, steps)), axis=1)
+        heading = rng.uniform(0, 2 * np.pi, n)[:, None] + np.cumsum(
+            rng.normal(0, 0.12, (n, steps)), axis=1
+        )
         length = (extent * rng.uniform(0.5, 1.0, n))[:, None]
         step = length / steps
-        xy = np.stack([np.cumsum(np.cos(heading) * step, 1), np.cumsum(np.sin(heading) * step, 1)], -1)
+        xy = np.stack(
+            [np.cumsum(np.cos(heading) * step, 1), np.cumsum(np.sin(heading) * step, 1)], -1
+        )
         xy -= xy.mean(1, keepdims=True)
         xy += SIZE / 2 + rng.uniform(-6, 6, (n, 1, 2))
         pts[:, s * steps : (s + 1) * steps] = xy
@@ -101,7 +120,11 @@ def _translucent_or_network(rng, idx_count, background, subtype):
     network = subtype == "network"
     method = rng.random(n)
     mask = np.empty((n, SIZE, SIZE), bool)
-    for chosen, make in ((method < 0.13, _fibrils), ((method >= 0.13) & (method < 0.55), _blob_union), (method >= 0.55, _noise_shape)):
+    for chosen, make in (
+        (method < 0.13, _fibrils),
+        ((method >= 0.13) & (method < 0.55), _blob_union),
+        (method >= 0.55, _noise_shape),
+    ):
         if chosen.any():
             mask[chosen] = make(rng, int(chosen.sum()), extent[chosen])
     voids = rng.random(n) < 0.2
@@ -114,7 +137,9 @@ def _translucent_or_network(rng, idx_count, background, subtype):
     absorption = rng.uniform(0.02, 0.12, n)
     defocus = rng.uniform(-1, 1, n)
     kappa = rng.uniform(0.15, 0.45, n)
-    dev = col(background) * (-col(absorption) * thickness - col(kappa * defocus) * _laplacian(thickness))
+    dev = col(background) * (
+        -col(absorption) * thickness - col(kappa * defocus) * _laplacian(thickness)
+    )
     speckle = white_noise(rng, (n, SIZE, SIZE)) * blur(mask.astype(np.float32), np.full(n, 0.8))
     dev += col(rng.uniform(3, 8, n)) * speckle
     # Calibrate to the sub-type's tile std and tile mean. The mean is carried by a step
@@ -144,7 +169,11 @@ def _dense(rng, n, background):
         ang, rad = rng.uniform(0, 2 * np.pi, n), rng.uniform(0, 0.55, n) * extent / 2
         amplitude = rng.uniform(20, 50, n) * (rng.random(n) < 0.8)
         width = rng.uniform(2, 4, n)
-        dev += col(amplitude) * gaussian_spot(cx + rad * np.cos(ang), cy + rad * np.sin(ang), width) * inside
+        dev += (
+            col(amplitude)
+            * gaussian_spot(cx + rad * np.cos(ang), cy + rad * np.sin(ang), width)
+            * inside
+        )
     dev += col(rng.uniform(15, 30, n)) * ring(lumpy, extent / 2 + 2, 2.5)
     dev += col(rng.uniform(4, 9, n)) * white_noise(rng, (n, SIZE, SIZE)) * inside
     return dev, extent, ar
@@ -154,7 +183,9 @@ def render_protein(rng: np.random.Generator, n: int, background: np.ndarray, pix
     """Ideal intensity fields (N×64×64) and per-particle metadata of ``n`` protein aggregates."""
     d = power_law_sizes(rng, n)
     round_ = rng.random(n) < 0.05
-    subtype = np.where(round_, "round", rng.choice(np.array(SUBTYPES, dtype=object), size=n, p=SUBTYPE_P)).astype(object)
+    subtype = np.where(
+        round_, "round", rng.choice(np.array(SUBTYPES, dtype=object), size=n, p=SUBTYPE_P)
+    ).astype(object)
     dev = np.zeros((n, SIZE, SIZE), np.float32)
     extent = np.zeros(n)
     aspect = np.ones(n)
@@ -169,10 +200,19 @@ def render_protein(rng: np.random.Generator, n: int, background: np.ndarray, pix
         k = len(ro)
         R = rng.uniform(14, 20, k).astype(np.float32)
         cx, cy = SIZE / 2 + rng.normal(0, 1.2, (2, k))
-        r = radius(cx, cy, rng.uniform(0.85, 1.0, k)) * (1 + 0.06 * fractal_noise(rng, k, beta=2.0))  # rough edge
+        r = radius(cx, cy, rng.uniform(0.85, 1.0, k)) * (
+            1 + 0.06 * fractal_noise(rng, k, beta=2.0)
+        )  # rough edge
         look = rng.choice(np.array(["faint", "dark", "bright"], dtype=object), size=k)
-        dev[ro] = droplet_deviation(rng, look, r, r, R, cx, cy) * col(rng.uniform(0.25, 0.45, k))  # Δn 0.02 vs 0.067
+        dev[ro] = droplet_deviation(rng, look, r, r, R, cx, cy) * col(
+            rng.uniform(0.25, 0.45, k)
+        )  # Δn 0.02 vs 0.067
         extent[ro] = 2 * R
         d[ro] = np.clip(d[ro], 2, 12)
     side = d / pixel_um * SIZE / extent
-    return (col(background) + dev).astype(np.float32), {"esd_um": d, "native_side": side, "subtype": subtype, "aspect": aspect}
+    return (col(background) + dev).astype(np.float32), {
+        "esd_um": d,
+        "native_side": side,
+        "subtype": subtype,
+        "aspect": aspect,
+    }

@@ -25,7 +25,6 @@ from PIL import Image
 
 from svpgen.stats import RADII, radial_profiles, two_sample_auc
 
-
 FIGURE_SIDE = 41  # the tiles' size in the paper's figure (≈42.7 px, 1 px trimmed per edge)
 
 
@@ -44,7 +43,9 @@ def particle_diameter(images: np.ndarray, threshold: float = 12.0) -> np.ndarray
     """Diameter (px) of each crop's central particle from its radial profile: twice the
     outermost radius whose mean deviates from the crop's border level by more than
     ``threshold``; NaN where none does."""
-    border = np.concatenate([images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1]], axis=1)
+    border = np.concatenate(
+        [images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1]], axis=1
+    )
     deviates = np.abs(radial_profiles(images) - np.median(border, axis=1)[:, None]) > threshold
     outer = RADII - 1 - np.argmax(deviates[:, ::-1], axis=1)
     return np.where(deviates.any(1), 2.0 * (outer + 1), np.nan)
@@ -66,12 +67,19 @@ class RealismResult:
         """Mean and std per classifier, the stronger one (the headline), and the medians."""
         out = {f"auc_{k}": float(np.mean(v)) for k, v in self.auc.items()}
         out |= {f"auc_{k}_std": float(np.std(v)) for k, v in self.auc.items()}
-        out |= {f"auc_any_orientation_{k}": float(np.mean(v)) for k, v in self.auc_any_orientation.items()}
+        out |= {
+            f"auc_any_orientation_{k}": float(np.mean(v))
+            for k, v in self.auc_any_orientation.items()
+        }
         best = max(self.auc, key=lambda k: np.mean(self.auc[k]))
-        out |= {"auc": out[f"auc_{best}"], "auc_std": out[f"auc_{best}_std"], "auc_classifier": best,
-                "profile_max_abs_diff": float(np.abs(self.real_profile[1] - self.sim_profile[1]).max()),
-                "real_median_diameter_px": float(np.nanmedian(self.real_diameter)),
-                "sim_median_diameter_px": float(np.nanmedian(self.sim_diameter))}
+        out |= {
+            "auc": out[f"auc_{best}"],
+            "auc_std": out[f"auc_{best}_std"],
+            "auc_classifier": best,
+            "profile_max_abs_diff": float(np.abs(self.real_profile[1] - self.sim_profile[1]).max()),
+            "real_median_diameter_px": float(np.nanmedian(self.real_diameter)),
+            "sim_median_diameter_px": float(np.nanmedian(self.sim_diameter)),
+        }
         return out
 
 
@@ -79,11 +87,19 @@ def simulated_crops(label: str, n: int, seed: int) -> np.ndarray:
     """``n`` simulated crops of one class (ground-truth labels, no label noise)."""
     from svpgen.simulate.engine import SimConfig, simulate
 
-    return simulate({label: n}, seed=seed, config=SimConfig(workers=1, label_noise=0.0)).particles.images
+    return simulate(
+        {label: n}, seed=seed, config=SimConfig(workers=1, label_noise=0.0)
+    ).particles.images
 
 
-def realism(label: str, real: np.ndarray, simulate_fn=None, seeds=range(5), n_sim: int | None = None,
-            n_jobs: int | None = None) -> RealismResult:
+def realism(
+    label: str,
+    real: np.ndarray,
+    simulate_fn=None,
+    seeds=range(5),
+    n_sim: int | None = None,
+    n_jobs: int | None = None,
+) -> RealismResult:
     """Compare ``real`` tiles of one class with simulated ones: ``simulate_fn(n, seed)``
     (default: the simulator) returns uint8 crops; they get the figure round trip before
     any comparison. ``n_jobs``: processes for the two-sample tests' fits."""
@@ -101,13 +117,29 @@ def realism(label: str, real: np.ndarray, simulate_fn=None, seeds=range(5), n_si
             any_orientation.setdefault(k, []).append(v)
     pooled = np.concatenate(sims)
     quart = lambda imgs: np.percentile(radial_profiles(imgs), [25, 50, 75], axis=0)  # noqa: E731
-    return RealismResult(label, auc, any_orientation, quart(real), quart(pooled), particle_diameter(real), particle_diameter(pooled))
+    return RealismResult(
+        label,
+        auc,
+        any_orientation,
+        quart(real),
+        quart(pooled),
+        particle_diameter(real),
+        particle_diameter(pooled),
+    )
 
 
-def realism_figure(results: list[RealismResult], real: dict[str, np.ndarray], path, per_class: int = 20):
+def realism_figure(
+    results: list[RealismResult], real: dict[str, np.ndarray], path, per_class: int = 20
+):
     """Real vs simulated crops side by side (after the round trip) and the radial-profile
     bands (median and quartiles) per class, in one PNG."""
     from svpgen.plots import realism_panel
 
     sims = {r.label: figure_round_trip(simulated_crops(r.label, per_class, 7)) for r in results}
-    return realism_panel({r.label: (real[r.label][:per_class], sims[r.label], r.real_profile, r.sim_profile) for r in results}, path)
+    return realism_panel(
+        {
+            r.label: (real[r.label][:per_class], sims[r.label], r.real_profile, r.sim_profile)
+            for r in results
+        },
+        path,
+    )

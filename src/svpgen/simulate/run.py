@@ -19,11 +19,16 @@ def preview_grid(particles, path: Path, per_class: int = 16) -> Path:
 
     t = particles.table
     key = "true_label" if "true_label" in t else "label"
-    groups = {lab: particles.images[np.flatnonzero(t[key].to_numpy() == lab)[:per_class]] for lab in t[key].unique()}
+    groups = {
+        lab: particles.images[np.flatnonzero(t[key].to_numpy() == lab)[:per_class]]
+        for lab in t[key].unique()
+    }
     return sample_grid(groups, path, title="simulated FIM crops")
 
 
-def run_simulate(out, counts, seed=0, fmt="store", label_noise=0.03, pixel_um=0.55, workers=None, preview=None) -> str:
+def run_simulate(
+    out, counts, seed=0, fmt="store", label_noise=0.03, pixel_um=0.55, workers=None, preview=None
+) -> str:
     """``svpgen simulate``: render, write as a store / folder tree / FlowCam export; the summary text."""
     cfg = SimConfig(label_noise=label_noise, pixel_um=pixel_um)
     if workers:
@@ -33,13 +38,21 @@ def run_simulate(out, counts, seed=0, fmt="store", label_noise=0.03, pixel_um=0.
     elapsed = time.perf_counter() - start
     out = Path(out)
     if fmt == "store":
-        ParticleStore.write(out, sim.particles, provenance_record(command_line(), seed=seed, counts=counts, label_noise=label_noise))
+        ParticleStore.write(
+            out,
+            sim.particles,
+            provenance_record(command_line(), seed=seed, counts=counts, label_noise=label_noise),
+        )
     elif fmt == "folder":
         write_folder(sim, out)
     else:
         write_flowcam(sim, out)
-    lines = [f"simulated {len(sim.particles)} particles in {elapsed:.1f} s ({len(sim.particles) / max(elapsed, 1e-9):.0f}/s) → {out} ({fmt})"]
-    lines += [f"  {lab:>13}: {n}" for lab, n in sim.particles.table["true_label"].value_counts().items()]
+    lines = [
+        f"simulated {len(sim.particles)} particles in {elapsed:.1f} s ({len(sim.particles) / max(elapsed, 1e-9):.0f}/s) → {out} ({fmt})"
+    ]
+    lines += [
+        f"  {lab:>13}: {n}" for lab, n in sim.particles.table["true_label"].value_counts().items()
+    ]
     if preview:
         lines.append(f"preview: {preview_grid(sim.particles, Path(preview))}")
     return "\n".join(lines)

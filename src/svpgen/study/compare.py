@@ -20,7 +20,17 @@ import pandas as pd
 from svpgen.evaluate.intervals import Bootstrap, bootstrap, metric_names, verdict
 
 SHORT = {"protein": "PA", "silicone_oil": "SO", "air_bubble": "AB"}
-DATASET_ORDER = ["Real-0", "Real-1", "Real-2", "Real-3", "Real-4", "Mixed-1", "Mixed-2", "Mixed-3", "Mixed-4"]
+DATASET_ORDER = [
+    "Real-0",
+    "Real-1",
+    "Real-2",
+    "Real-3",
+    "Real-4",
+    "Mixed-1",
+    "Mixed-2",
+    "Mixed-3",
+    "Mixed-4",
+]
 PAIR_METRICS = ("macro_auprc", "macro_recall")
 
 
@@ -35,7 +45,9 @@ class Cell:
     @property
     def key(self) -> str:
         """The cell's name, e.g. resnet18/Mixed-4 or resnet18/Real-4+weighted."""
-        return f"{self.arch}/{self.dataset}" + ("" if self.imbalance == "none" else f"+{self.imbalance}")
+        return f"{self.arch}/{self.dataset}" + (
+            "" if self.imbalance == "none" else f"+{self.imbalance}"
+        )
 
 
 def metric_label(metric: str) -> str:
@@ -43,7 +55,12 @@ def metric_label(metric: str) -> str:
     if metric.startswith(("precision_", "recall_")):
         kind, _, cls = metric.partition("_")
         return f"{kind[0].upper()} {SHORT.get(cls, cls)}"
-    return {"macro_precision": "macro P", "macro_recall": "macro R", "macro_auprc": "macro AUPRC", "balanced_accuracy": "bal. acc."}[metric]
+    return {
+        "macro_precision": "macro P",
+        "macro_recall": "macro R",
+        "macro_auprc": "macro AUPRC",
+        "balanced_accuracy": "bal. acc.",
+    }[metric]
 
 
 def _cell_of(path: Path) -> Cell:
@@ -52,7 +69,9 @@ def _cell_of(path: Path) -> Cell:
     return Cell(arch, dataset, strategy or "none")
 
 
-def load_evaluations(out: Path) -> tuple[np.ndarray, list[str], dict[Cell, list[np.ndarray]], np.ndarray | None]:
+def load_evaluations(
+    out: Path,
+) -> tuple[np.ndarray, list[str], dict[Cell, list[np.ndarray]], np.ndarray | None]:
     """(true class indices, classes, cell → one probability matrix per seed, prevalence)
     from ``OUT/eval/<arch>/<cell>/seed<k>/``; every cell must have been evaluated on the
     same images in the same order."""
@@ -60,7 +79,9 @@ def load_evaluations(out: Path) -> tuple[np.ndarray, list[str], dict[Cell, list[
     y = classes = prevalence = None
     ids = None
     for cell_dir in sorted(p for p in (out / "eval").glob("*/*") if p.is_dir()):
-        for seed_dir in sorted(cell_dir.glob("seed*"), key=lambda p: int(re.sub(r"\D", "", p.name) or 0)):
+        for seed_dir in sorted(
+            cell_dir.glob("seed*"), key=lambda p: int(re.sub(r"\D", "", p.name) or 0)
+        ):
             pred_path = seed_dir / "predictions.csv"
             if not pred_path.exists():
                 continue
@@ -71,10 +92,14 @@ def load_evaluations(out: Path) -> tuple[np.ndarray, list[str], dict[Cell, list[
                 y = pred["truth"].map({c: i for i, c in enumerate(classes)}).to_numpy()
                 ids = pred["id"].to_numpy()
                 prev = metrics.get("at_prevalence", {}).get("prevalence")
-                prevalence = None if prev is None else np.array([prev[c] for c in classes], dtype=np.float64)
+                prevalence = (
+                    None if prev is None else np.array([prev[c] for c in classes], dtype=np.float64)
+                )
             elif not np.array_equal(pred["id"].to_numpy(), ids):
                 raise ValueError(f"{pred_path}: evaluated on other images than the first cell")
-            cells.setdefault(_cell_of(cell_dir), []).append(pred[[f"p_{c}" for c in classes]].to_numpy())
+            cells.setdefault(_cell_of(cell_dir), []).append(
+                pred[[f"p_{c}" for c in classes]].to_numpy()
+            )
     return y, classes or [], cells, prevalence
 
 
@@ -107,7 +132,14 @@ class Table2:
 
 def _order(cells: list[Cell]) -> list[Cell]:
     rank = {n: i for i, n in enumerate(DATASET_ORDER)}
-    return sorted(cells, key=lambda c: (c.arch, rank.get(c.dataset, 99) + (c.imbalance != "none") * 0.5, c.imbalance))
+    return sorted(
+        cells,
+        key=lambda c: (
+            c.arch,
+            rank.get(c.dataset, 99) + (c.imbalance != "none") * 0.5,
+            c.imbalance,
+        ),
+    )
 
 
 def table2_with_intervals(out: Path, n_boot: int = 400, seed: int = 0) -> Table2 | None:
@@ -116,11 +148,18 @@ def table2_with_intervals(out: Path, n_boot: int = 400, seed: int = 0) -> Table2
     if not probas:
         return None
     cells = _order(list(probas))
-    boot: Bootstrap = bootstrap(y, {c.key: probas[c] for c in cells}, classes, prevalence, n_boot=n_boot, seed=seed)
+    boot: Bootstrap = bootstrap(
+        y, {c.key: probas[c] for c in cells}, classes, prevalence, n_boot=n_boot, seed=seed
+    )
     metrics = metric_names(classes)
     rows = []
     for c in cells:
-        row = {"model": c.arch, "dataset": c.dataset, "imbalance": c.imbalance, "seeds": len(probas[c])}
+        row = {
+            "model": c.arch,
+            "dataset": c.dataset,
+            "imbalance": c.imbalance,
+            "seeds": len(probas[c]),
+        }
         for m in metrics:
             value, lo, hi = boot.interval(c.key, m)
             label = metric_label(m)
@@ -129,15 +168,26 @@ def table2_with_intervals(out: Path, n_boot: int = 400, seed: int = 0) -> Table2
             from svpgen.evaluate.intervals import class_weights, weighted_metrics
 
             w = class_weights(y, len(classes), prevalence)[None, :]
-            row["macro AUPRC seed sd"] = float(np.std([weighted_metrics(y, p, classes, w)["macro_auprc"][0] for p in probas[c]]))
+            row["macro AUPRC seed sd"] = float(
+                np.std([weighted_metrics(y, p, classes, w)["macro_auprc"][0] for p in probas[c]])
+            )
         rows.append(row)
     comps = []
     pair_metrics = list(PAIR_METRICS) + [f"precision_{c}" for c in classes]
     for cand, ref in comparison_pairs(cells):
         for m in pair_metrics:
             diff, lo, hi = boot.difference(cand.key, ref.key, m)
-            comps.append({"candidate": cand.key, "reference": ref.key, "metric": metric_label(m), "difference": diff,
-                          "lo": lo, "hi": hi, "verdict": verdict(lo, hi)})
+            comps.append(
+                {
+                    "candidate": cand.key,
+                    "reference": ref.key,
+                    "metric": metric_label(m),
+                    "difference": diff,
+                    "lo": lo,
+                    "hi": hi,
+                    "verdict": verdict(lo, hi),
+                }
+            )
     seeds = max(len(v) for v in probas.values())
     return Table2(pd.DataFrame(rows), pd.DataFrame(comps), classes, seeds, n_boot)
 
@@ -147,7 +197,10 @@ def with_intervals(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     out = table[["model", "dataset", "imbalance"]].copy()
     for col in table.columns:
         if f"{col}_lo" in table.columns:
-            out[col] = [f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" for v, lo, hi in zip(table[col], table[f"{col}_lo"], table[f"{col}_hi"])]
+            out[col] = [
+                f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+                for v, lo, hi in zip(table[col], table[f"{col}_lo"], table[f"{col}_hi"])
+            ]
     if "macro AUPRC seed sd" in table.columns:
         out["macro AUPRC seed sd"] = table["macro AUPRC seed sd"].map(lambda v: f"{v:.{digits}f}")
     return out
@@ -160,5 +213,7 @@ def answer_sentences(comparisons: pd.DataFrame, metric: str = "macro AUPRC") -> 
     for r in comparisons[comparisons["metric"] == metric].itertuples():
         arch, cand = r.candidate.split("/", 1)
         ref = r.reference.split("/", 1)[1]
-        lines.append(f"{cand} vs {ref} ({arch}): {metric} {r.difference:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}], {r.verdict}.")
+        lines.append(
+            f"{cand} vs {ref} ({arch}): {metric} {r.difference:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}], {r.verdict}."
+        )
     return lines

@@ -12,8 +12,17 @@ from svpgen.presets import lookup
 # The paper's Table 1: protein images (thousands) per configuration; every configuration
 # has 1K real images of each minority class; Mixed-n adds generated minority images until
 # each minority class matches the protein count.
-TABLE1_PROTEIN_K = {"Real-0": 1, "Real-1": 2, "Real-2": 5, "Real-3": 10, "Real-4": 20,
-                    "Mixed-1": 2, "Mixed-2": 5, "Mixed-3": 10, "Mixed-4": 20}
+TABLE1_PROTEIN_K = {
+    "Real-0": 1,
+    "Real-1": 2,
+    "Real-2": 5,
+    "Real-3": 10,
+    "Real-4": 20,
+    "Mixed-1": 2,
+    "Mixed-2": 5,
+    "Mixed-3": 10,
+    "Mixed-4": 20,
+}
 PAPER_GRID = {
     "optimizer": ("adam", "adamw"),
     "lr": (1e-5, 5e-4, 1e-4, 5e-3, 1e-3, 5e-2, 1e-2),
@@ -28,17 +37,35 @@ class StudyConfig:
 
     preset: str = "quick"
     scale: float = 0.05  # multiplies Table 1's counts (paper: 1.0)
-    datasets: tuple[str, ...] = ("Real-2", "Real-4", "Mixed-2", "Mixed-4")  # the two Mixed-n vs Real-n pairs
+    datasets: tuple[str, ...] = (
+        "Real-2",
+        "Real-4",
+        "Mixed-2",
+        "Mixed-4",
+    )  # the two Mixed-n vs Real-n pairs
     archs: tuple[str, ...] = ("resnet18",)
-    grid: dict = field(default_factory=lambda: {"optimizer": ("adam",), "lr": (1e-3,), "weight_decay": (1e-4,), "batch_size": (64,)})
+    grid: dict = field(
+        default_factory=lambda: {
+            "optimizer": ("adam",),
+            "lr": (1e-3,),
+            "weight_decay": (1e-4,),
+            "batch_size": (64,),
+        }
+    )
     selection_metric: str = "macro_auprc"  # on the tuning split
     baselines: tuple[str, ...] = ("logit-adjust",)  # imbalance baselines, run on baseline_dataset
     baseline_dataset: str = "Real-4"
     minority: tuple[str, ...] = ("silicone_oil", "air_bubble")
     diffusion_images: int = 400  # per minority class, disjoint from everything else
-    eval_protein: int = 30_000  # paper: 500,000; ≥ 30,000 measures a protein false-positive rate to ±0.05%
+    eval_protein: int = (
+        30_000  # paper: 500,000; ≥ 30,000 measures a protein false-positive rate to ±0.05%
+    )
     eval_minority: int = 1_000  # paper: 500
-    prevalence: tuple[float, float, float] = (1000.0, 1.0, 1.0)  # protein : oil : bubble in deployment
+    prevalence: tuple[float, float, float] = (
+        1000.0,
+        1.0,
+        1.0,
+    )  # protein : oil : bubble in deployment
     tune_protein: int = 400
     tune_minority: int = 100
     label_noise: float = 0.03  # simulated training pools; the evaluation set uses ground truth
@@ -49,7 +76,9 @@ class StudyConfig:
     diffusion_preset: str = "quick"
     classifier_preset: str = "quick"
     seed: int = 0
-    seeds: int = 1  # classifier training seeds per cell; ≥ 2 adds the between-seed spread to every interval
+    seeds: int = (
+        1  # classifier training seeds per cell; ≥ 2 adds the between-seed spread to every interval
+    )
     bootstrap: int = 400  # stratified bootstrap replicates behind Table 2's intervals
     # int8 inference for the evaluation: bench_classify measured −0.20 points macro AUPRC on the quick
     # study's Real-4 model and evaluation set (< 0.5), at 1.65× the fp32 speed; the paper preset uses fp32
@@ -58,13 +87,19 @@ class StudyConfig:
     def __post_init__(self):
         unknown = [d for d in (*self.datasets, self.baseline_dataset) if d not in TABLE1_PROTEIN_K]
         if unknown:
-            raise SvpgenError(f"unknown dataset(s) {unknown}; Table 1 has {', '.join(TABLE1_PROTEIN_K)}")
+            raise SvpgenError(
+                f"unknown dataset(s) {unknown}; Table 1 has {', '.join(TABLE1_PROTEIN_K)}"
+            )
         if self.scale <= 0:
             raise SvpgenError(f"scale must be > 0 (got {self.scale})")
         if self.seeds < 1 or self.bootstrap < 50:
-            raise SvpgenError(f"seeds must be ≥ 1 and bootstrap ≥ 50 (got {self.seeds}, {self.bootstrap})")
+            raise SvpgenError(
+                f"seeds must be ≥ 1 and bootstrap ≥ 50 (got {self.seeds}, {self.bootstrap})"
+            )
         if len(self.prevalence) != 1 + len(self.minority):
-            raise SvpgenError(f"prevalence {self.prevalence} needs one value for protein and each of {self.minority}")
+            raise SvpgenError(
+                f"prevalence {self.prevalence} needs one value for protein and each of {self.minority}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,7 +112,10 @@ class StudyConfig:
             raise SvpgenError(f"unknown study setting(s) {bad}; known: {', '.join(known)}")
         out = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         if "grid" in out:
-            out["grid"] = {k: tuple(v) if isinstance(v, (list, tuple)) else (v,) for k, v in out["grid"].items()}
+            out["grid"] = {
+                k: tuple(v) if isinstance(v, (list, tuple)) else (v,)
+                for k, v in out["grid"].items()
+            }
         return cls(**out)
 
     @classmethod
@@ -88,16 +126,38 @@ class StudyConfig:
 
 PRESETS: dict[str, StudyConfig] = {
     "smoke": StudyConfig(
-        preset="smoke", scale=0.01, datasets=("Real-0", "Mixed-2"), baselines=("weighted",), baseline_dataset="Real-0",
-        diffusion_images=24, eval_protein=300, eval_minority=20, tune_protein=40, tune_minority=12, bootstrap=100,
-        sampler_steps=4, encoder_epochs=1, diffusion_preset="smoke", classifier_preset="smoke",
+        preset="smoke",
+        scale=0.01,
+        datasets=("Real-0", "Mixed-2"),
+        baselines=("weighted",),
+        baseline_dataset="Real-0",
+        diffusion_images=24,
+        eval_protein=300,
+        eval_minority=20,
+        tune_protein=40,
+        tune_minority=12,
+        bootstrap=100,
+        sampler_steps=4,
+        encoder_epochs=1,
+        diffusion_preset="smoke",
+        classifier_preset="smoke",
     ),
     "quick": StudyConfig(),
     "paper": StudyConfig(
-        preset="paper", scale=1.0, datasets=tuple(TABLE1_PROTEIN_K), archs=("resnet18", "resnet50"), grid=dict(PAPER_GRID),
+        preset="paper",
+        scale=1.0,
+        datasets=tuple(TABLE1_PROTEIN_K),
+        archs=("resnet18", "resnet50"),
+        grid=dict(PAPER_GRID),
         baselines=("weighted", "oversample", "logit-adjust"),
-        diffusion_images=1000, eval_protein=500_000, eval_minority=500, tune_protein=4000, tune_minority=500,
-        diffusion_preset="paper", classifier_preset="paper", eval_int8=False,
+        diffusion_images=1000,
+        eval_protein=500_000,
+        eval_minority=500,
+        tune_protein=4000,
+        tune_minority=500,
+        diffusion_preset="paper",
+        classifier_preset="paper",
+        eval_int8=False,
     ),
 }
 

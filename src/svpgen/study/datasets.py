@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from svpgen.study.config import TABLE1_PROTEIN_K, StudyConfig
 from svpgen.data.splits import check_disjoint
-from svpgen.data.store import ParticleStore, Particles, provenance_record
+from svpgen.data.store import Particles, ParticleStore, provenance_record
 from svpgen.errors import SvpgenError
+from svpgen.study.config import TABLE1_PROTEIN_K, StudyConfig
 
 
 def table1_counts(name: str, cfg: StudyConfig) -> dict[str, tuple[int, int]]:
@@ -35,7 +35,10 @@ def table1_counts(name: str, cfg: StudyConfig) -> dict[str, tuple[int, int]]:
 
 def pool_sizes(cfg: StudyConfig) -> dict[str, dict[str, int]]:
     """Images needed per pool and class."""
-    need_train = {c: max(table1_counts(d, cfg)[c][0] for d in (*cfg.datasets, cfg.baseline_dataset)) for c in ("protein", *cfg.minority)}
+    need_train = {
+        c: max(table1_counts(d, cfg)[c][0] for d in (*cfg.datasets, cfg.baseline_dataset))
+        for c in ("protein", *cfg.minority)
+    }
     sizes = {
         "train": need_train,
         "tune": {"protein": cfg.tune_protein, **{c: cfg.tune_minority for c in cfg.minority}},
@@ -48,10 +51,14 @@ def pool_sizes(cfg: StudyConfig) -> dict[str, dict[str, int]]:
 
 def generated_needed(cfg: StudyConfig) -> dict[str, int]:
     """Generated images needed per minority class by the study's Mixed-n datasets."""
-    return {c: max((table1_counts(d, cfg)[c][1] for d in cfg.datasets), default=0) for c in cfg.minority}
+    return {
+        c: max((table1_counts(d, cfg)[c][1] for d in cfg.datasets), default=0) for c in cfg.minority
+    }
 
 
-def allocate(table, sizes: dict[str, dict[str, int]], seed: int, label_column: str = "label") -> dict[str, np.ndarray]:
+def allocate(
+    table, sizes: dict[str, dict[str, int]], seed: int, label_column: str = "label"
+) -> dict[str, np.ndarray]:
     """Row indices per pool: each class's unique images shuffled once and cut in order, so
     pools never share an image (duplicates by sha256 are dropped first)."""
     rng = np.random.default_rng(seed)
@@ -63,7 +70,9 @@ def allocate(table, sizes: dict[str, dict[str, int]], seed: int, label_column: s
         rng.shuffle(rows)
         wanted = sum(s.get(c, 0) for s in sizes.values())
         if len(rows) < wanted:
-            raise SvpgenError(f"the study needs {wanted:,} distinct {c} images, the data has {len(rows):,}; use a smaller scale or more data")
+            raise SvpgenError(
+                f"the study needs {wanted:,} distinct {c} images, the data has {len(rows):,}; use a smaller scale or more data"
+            )
         start = 0
         for pool, s in sizes.items():
             k = s.get(c, 0)
@@ -72,7 +81,13 @@ def allocate(table, sizes: dict[str, dict[str, int]], seed: int, label_column: s
     return {p: np.sort(np.concatenate(v)) if v else np.array([], np.int64) for p, v in out.items()}
 
 
-def write_pools(source: Particles, eval_set: Particles | None, out: Path, cfg: StudyConfig, label_column: str = "label") -> dict[str, int]:
+def write_pools(
+    source: Particles,
+    eval_set: Particles | None,
+    out: Path,
+    cfg: StudyConfig,
+    label_column: str = "label",
+) -> dict[str, int]:
     """Cut ``source`` into the pools (and use ``eval_set`` as the evaluation pool when
     given); write each as a store; verify all pairs are disjoint."""
     sizes = pool_sizes(cfg)
@@ -82,10 +97,20 @@ def write_pools(source: Particles, eval_set: Particles | None, out: Path, cfg: S
     written = {}
     for pool, rows in idx.items():
         part = Particles(source.images[rows], source.table.iloc[rows].reset_index(drop=True))
-        ParticleStore.write(out / pool, part, provenance_record("svpgen study: data pool", seed=cfg.seed, pool=pool), mode="overwrite")
+        ParticleStore.write(
+            out / pool,
+            part,
+            provenance_record("svpgen study: data pool", seed=cfg.seed, pool=pool),
+            mode="overwrite",
+        )
         written[pool] = len(part)
     if eval_set is not None:
-        ParticleStore.write(out / "eval", eval_set, provenance_record("svpgen study: evaluation set", seed=cfg.seed), mode="overwrite")
+        ParticleStore.write(
+            out / "eval",
+            eval_set,
+            provenance_record("svpgen study: evaluation set", seed=cfg.seed),
+            mode="overwrite",
+        )
         written["eval"] = len(eval_set)
     tables = {p: ParticleStore(out / p).table for p in written}
     for a, b in combinations(sorted(tables), 2):
@@ -103,7 +128,9 @@ def assemble(name: str, cfg: StudyConfig, data_dir: Path, generated_dir: Path) -
         if n_gen:
             gen = ParticleStore(generated_dir / c)
             if len(gen) < n_gen:
-                raise SvpgenError(f"{generated_dir / c}: {len(gen)} generated {c} images, {name} needs {n_gen}")
+                raise SvpgenError(
+                    f"{generated_dir / c}: {len(gen)} generated {c} images, {name} needs {n_gen}"
+                )
             parts.append(gen.take(np.arange(n_gen)))
     merged = parts[0]
     for p in parts[1:]:

@@ -18,9 +18,9 @@ from tqdm import tqdm
 
 from svpgen.atomic import write_json
 from svpgen.classify.config import ClassifierConfig
+from svpgen.errors import SvpgenError
 from svpgen.study.config import TABLE1_PROTEIN_K, StudyConfig
 from svpgen.study.jobs import run_jobs
-from svpgen.errors import SvpgenError
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,16 @@ class Trial:
     @property
     def group(self) -> str:
         """The (model, training data, strategy) cell of Table 2 this trial competes in."""
-        return f"{self.arch}/{self.dataset}" + ("" if self.imbalance == "none" else f"+{self.imbalance}")
+        return f"{self.arch}/{self.dataset}" + (
+            "" if self.imbalance == "none" else f"+{self.imbalance}"
+        )
 
     @property
     def name(self) -> str:
         """The grid point as a folder name, e.g. adam-lr0.001-wd0.0001-bs64."""
-        return f"{self.optimizer}-lr{self.lr:g}-wd{self.weight_decay:g}-bs{self.batch_size}" + (f"-seed{self.seed}" if self.seed else "")
+        return f"{self.optimizer}-lr{self.lr:g}-wd{self.weight_decay:g}-bs{self.batch_size}" + (
+            f"-seed{self.seed}" if self.seed else ""
+        )
 
     def run_dir(self, root: Path) -> Path:
         """The trial's run folder below ``root``."""
@@ -64,7 +68,9 @@ def study_trials(cfg: StudyConfig) -> list[Trial]:
     """All trials of the study: each model × (dataset or baseline) × grid point × seed."""
     trials = []
     for arch in cfg.archs:
-        cells = [(d, "none") for d in cfg.datasets] + [(cfg.baseline_dataset, b) for b in cfg.baselines]
+        cells = [(d, "none") for d in cfg.datasets] + [
+            (cfg.baseline_dataset, b) for b in cfg.baselines
+        ]
         for dataset, imbalance in cells:
             for point in grid_points(cfg.grid):
                 for seed in range(cfg.seeds):
@@ -103,15 +109,25 @@ def derive_logit_adjusted(trial: Trial, cfg: StudyConfig, out: Path) -> dict:
     derived_from = str(source.relative_to(out))
     clf = Classifier.from_pretrained(source, "cpu")
     clf.config = replace(clf.config, imbalance=trial.imbalance)
-    clf.metadata.update(deploy_prior=normalise_prior(deployment_prior(cfg), clf.classes).tolist(), derived_from=derived_from)
+    clf.metadata.update(
+        deploy_prior=normalise_prior(deployment_prior(cfg), clf.classes).tolist(),
+        derived_from=derived_from,
+    )
     clf.save_pretrained(run)
-    record = {**json.loads((source / "done.json").read_text()), **asdict(trial), "group": trial.group, "seconds": 0.0,
-              "derived_from": derived_from}
+    record = {
+        **json.loads((source / "done.json").read_text()),
+        **asdict(trial),
+        "group": trial.group,
+        "seconds": 0.0,
+        "derived_from": derived_from,
+    }
     write_json(done, record)
     return record
 
 
-def run_trial(trial: Trial, cfg: StudyConfig, out: Path, device: str = "cpu", progress: bool = False) -> dict:
+def run_trial(
+    trial: Trial, cfg: StudyConfig, out: Path, device: str = "cpu", progress: bool = False
+) -> dict:
     """Train one grid trial (resuming a half-finished one); return its done record."""
     from svpgen.classify.train import train_classifier
     from svpgen.data.store import ParticleStore
@@ -123,15 +139,36 @@ def run_trial(trial: Trial, cfg: StudyConfig, out: Path, device: str = "cpu", pr
         state.unlink(missing_ok=True)  # left by a run killed after writing done.json (below)
         return json.loads(done.read_text())
     ccfg: ClassifierConfig = replace(
-        ClassifierConfig.from_preset(cfg.classifier_preset), arch=trial.arch, imbalance=trial.imbalance, optimizer=trial.optimizer,
-        lr=trial.lr, weight_decay=trial.weight_decay, batch_size=trial.batch_size, seed=cfg.seed + trial.seed,
+        ClassifierConfig.from_preset(cfg.classifier_preset),
+        arch=trial.arch,
+        imbalance=trial.imbalance,
+        optimizer=trial.optimizer,
+        lr=trial.lr,
+        weight_decay=trial.weight_decay,
+        batch_size=trial.batch_size,
+        seed=cfg.seed + trial.seed,
     )
     train = assemble(trial.dataset, cfg, out / "data", out / "generated")
     tune = ParticleStore(out / "data" / "tune").select()
-    result = train_classifier(train, tune, run, ccfg, resume=state.exists(), progress=progress, device=device,
-                              deploy_prior=deployment_prior(cfg))
-    record = {**asdict(trial), "group": trial.group, "score": result.best_score, "best_epoch": result.best_epoch,
-              "epochs_run": result.epochs_run, "seconds": result.seconds, "train_images": len(train)}
+    result = train_classifier(
+        train,
+        tune,
+        run,
+        ccfg,
+        resume=state.exists(),
+        progress=progress,
+        device=device,
+        deploy_prior=deployment_prior(cfg),
+    )
+    record = {
+        **asdict(trial),
+        "group": trial.group,
+        "score": result.best_score,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "seconds": result.seconds,
+        "train_images": len(train),
+    }
     write_json(done, record)
     # a done trial is never resumed: drop its resumable state (weights + optimizer moments,
     # ≈ 3× the model; 126 of them on the paper grid), keeping the model and its history
@@ -144,7 +181,9 @@ def _expected_images(trial: Trial) -> int:
     return TABLE1_PROTEIN_K[trial.dataset] * (3 if trial.dataset.startswith("Mixed") else 1)
 
 
-def run_local(trials: list[Trial], cfg: StudyConfig, out: Path, device: str = "cpu", workers: int = 1) -> list[dict]:
+def run_local(
+    trials: list[Trial], cfg: StudyConfig, out: Path, device: str = "cpu", workers: int = 1
+) -> list[dict]:
     """Run the trials on this machine, ``workers`` at a time, largest training sets first
     (finished ones are read back), then derive the logit-adjusted ones; records come back
     in ``trials`` order."""
@@ -156,7 +195,9 @@ def run_local(trials: list[Trial], cfg: StudyConfig, out: Path, device: str = "c
         bar.set_postfix_str(f"{record['group']} done")
         bar.update(1)
 
-    results = run_jobs(run_trial, [(str(i), (trials[i], cfg, out, device)) for i in order], workers, on_done=done)
+    results = run_jobs(
+        run_trial, [(str(i), (trials[i], cfg, out, device)) for i in order], workers, on_done=done
+    )
     for i in derived:
         results[str(i)] = derive_logit_adjusted(trials[i], cfg, out)
         done(str(i), results[str(i)])
@@ -186,20 +227,28 @@ def run_ray(trials: list[Trial], cfg: StudyConfig, out: Path, workers: int = 2) 
         from svpgen.study.config import StudyConfig as _S
 
         torch.set_num_threads(1)
-        record = run_trial(Trial(**config["trial"]), _S.from_dict(config["study"]), Path(config["out"]))
+        record = run_trial(
+            Trial(**config["trial"]), _S.from_dict(config["study"]), Path(config["out"])
+        )
         return {"score": record["score"], "seconds": record["seconds"]}
 
     trained, derived = _split(trials)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
-        param_space={"trial": tune.grid_search([asdict(trials[i]) for i in trained]), "study": cfg_dict, "out": str(out)},
+        param_space={
+            "trial": tune.grid_search([asdict(trials[i]) for i in trained]),
+            "study": cfg_dict,
+            "out": str(out),
+        },
         tune_config=tune.TuneConfig(max_concurrent_trials=workers),
         run_config=tune.RunConfig(storage_path=str(out / "ray"), name="grid", verbose=0),
     )
     results = tuner.fit()
     errors = [r.error for r in results if r.error]
     if errors:
-        raise SvpgenError(f"{len(errors)} Ray trial(s) failed; first: {str(errors[0]).splitlines()[0][:200]}")
+        raise SvpgenError(
+            f"{len(errors)} Ray trial(s) failed; first: {str(errors[0]).splitlines()[0][:200]}"
+        )
     for i in derived:
         derive_logit_adjusted(trials[i], cfg, out)
     return [json.loads((t.run_dir(out / "runs") / "done.json").read_text()) for t in trials]

@@ -33,7 +33,9 @@ def _init_worker(threads: int) -> None:
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
-    threadpool_limits(limits=threads)  # numpy's BLAS, scikit-learn's OpenMP; in force until the worker exits
+    threadpool_limits(
+        limits=threads
+    )  # numpy's BLAS, scikit-learn's OpenMP; in force until the worker exits
     try:  # Linux: a worker dies with the study (a killed study must not leave a trial half-written behind it)
         import ctypes
 
@@ -42,8 +44,12 @@ def _init_worker(threads: int) -> None:
         pass
 
 
-def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple[str, tuple]], workers: int = 1,
-             on_done: Callable[[str, Any], None] | None = None) -> dict[str, Any]:
+def run_jobs(
+    fn: Callable[..., Any],
+    jobs: Sequence[tuple[str, tuple]],
+    workers: int = 1,
+    on_done: Callable[[str, Any], None] | None = None,
+) -> dict[str, Any]:
     """``{name: fn(*args)}`` for each ``(name, args)`` in ``jobs`` (given longest first).
 
     With ``workers`` > 1 the jobs run in that many spawned processes; ``fn`` must be a
@@ -59,7 +65,9 @@ def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple[str, tuple]], workers:
         return results
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(threads,)
+    )
     try:
         futures = {pool.submit(fn, *args): name for name, args in jobs}
         for future in as_completed(futures):
@@ -68,7 +76,9 @@ def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple[str, tuple]], workers:
             if on_done:
                 on_done(name, results[name])
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)  # finished jobs' outputs stay on disk for a resume
+        pool.shutdown(
+            wait=False, cancel_futures=True
+        )  # finished jobs' outputs stay on disk for a resume
         raise
     pool.shutdown()
     return {name: results[name] for name, _ in jobs}

@@ -11,14 +11,14 @@ import html
 import json
 from pathlib import Path
 
-import pandas as pd
-
 import numpy as np
+import pandas as pd
 
 from svpgen.atomic import write_csv, write_text
 from svpgen.errors import SvpgenError
 from svpgen.markdown import markdown_table
 from svpgen.study.compare import SHORT, answer_sentences, table2_with_intervals, with_intervals
+
 
 def _load(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
@@ -28,16 +28,23 @@ def table2_as_sampled(out: Path) -> pd.DataFrame:
     """Point values on the evaluation set as drawn (no reweighting), mean over seeds."""
     rows = []
     for cell_dir in sorted(p for p in (out / "eval").glob("*/*") if p.is_dir()):
-        runs = [json.loads(p.read_text())["as_sampled"] for p in sorted(cell_dir.glob("seed*/metrics.json"))]
+        runs = [
+            json.loads(p.read_text())["as_sampled"]
+            for p in sorted(cell_dir.glob("seed*/metrics.json"))
+        ]
         if not runs:
             continue
         dataset, _, strategy = cell_dir.name.partition("_")
         row = {"model": cell_dir.parent.name, "dataset": dataset, "imbalance": strategy or "none"}
         for c in runs[0]["classes"]:
-            row[f"P {SHORT.get(c, c)}"] = float(np.mean([m["per_class"][c]["precision"] for m in runs]))
+            row[f"P {SHORT.get(c, c)}"] = float(
+                np.mean([m["per_class"][c]["precision"] for m in runs])
+            )
         row["macro P"] = float(np.mean([m["macro_precision"] for m in runs]))
         for c in runs[0]["classes"]:
-            row[f"R {SHORT.get(c, c)}"] = float(np.mean([m["per_class"][c]["recall"] for m in runs]))
+            row[f"R {SHORT.get(c, c)}"] = float(
+                np.mean([m["per_class"][c]["recall"] for m in runs])
+            )
         row["macro R"] = float(np.mean([m["macro_recall"] for m in runs]))
         row["macro AUPRC"] = float(np.mean([m["macro_auprc"] for m in runs]))
         rows.append(row)
@@ -46,7 +53,9 @@ def table2_as_sampled(out: Path) -> pd.DataFrame:
 
 def _lowest_mode_precision(modes: dict | None) -> str:
     """The sub-type whose generated images least look like its real ones, e.g. "large_edge 0.05"."""
-    values = {k: v for k, v in ((modes or {}).get("precision_by_mode") or {}).items() if v is not None}
+    values = {
+        k: v for k, v in ((modes or {}).get("precision_by_mode") or {}).items() if v is not None
+    }
     if not values:
         return ""
     worst = min(values, key=values.get)
@@ -60,13 +69,26 @@ def _audit_table(out: Path) -> pd.DataFrame:
         lenses = a.get("lenses", {})
         auc, modes = lenses.get("two_sample_auc", {}), lenses.get("modes")
         for feats, r in a["features"].items():
-            rows.append({"class": a["label"], "features": feats, "n": a["n"], "FID": r["fid"], "FID lo95": r["fid_ci95"][0],
-                         "FID hi95": r["fid_ci95"][1], "FID / floor": r["fid"] / r["fid_floor"] if r.get("fid_floor") else np.nan,
-                         "KID": r["kid"], "precision": r["precision"], "recall": r["recall"],
-                         "two-sample AUC (logreg / GBM)": f"{auc['logreg']:.2f} / {auc['gbm']:.2f}" if auc else "",
-                         "largest sub-type gap": modes["max_abs_diff"] if modes else np.nan,
-                         "lowest sub-type precision": _lowest_mode_precision(modes),
-                         "near-copies": (a.get("memorization") or {}).get("near_copy_fraction", np.nan)})
+            rows.append(
+                {
+                    "class": a["label"],
+                    "features": feats,
+                    "n": a["n"],
+                    "FID": r["fid"],
+                    "FID lo95": r["fid_ci95"][0],
+                    "FID hi95": r["fid_ci95"][1],
+                    "FID / floor": r["fid"] / r["fid_floor"] if r.get("fid_floor") else np.nan,
+                    "KID": r["kid"],
+                    "precision": r["precision"],
+                    "recall": r["recall"],
+                    "two-sample AUC (logreg / GBM)": f"{auc['logreg']:.2f} / {auc['gbm']:.2f}"
+                    if auc
+                    else "",
+                    "largest sub-type gap": modes["max_abs_diff"] if modes else np.nan,
+                    "lowest sub-type precision": _lowest_mode_precision(modes),
+                    "near-copies": (a.get("memorization") or {}).get("near_copy_fraction", np.nan),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -85,7 +107,10 @@ def _figures(out: Path) -> list[tuple[Path, str]]:
     for p in sorted(fig_dir.glob("denoising_*.png")):
         figs.append((p, f"denoising trajectory: {p.stem.removeprefix('denoising_')}"))
     for a in sorted((out / "audit").glob("*")):
-        for name, what in (("closest_pairs.png", "closest generated–training pairs"), ("morphology.png", "morphology real vs generated")):
+        for name, what in (
+            ("closest_pairs.png", "closest generated–training pairs"),
+            ("morphology.png", "morphology real vs generated"),
+        ):
             if (a / name).exists():
                 figs.append((a / name, f"{what}: {a.name}"))
     for d in sorted((out / "diffusion").glob("*")):
@@ -94,8 +119,12 @@ def _figures(out: Path) -> list[tuple[Path, str]]:
                 figs.append((d / name, f"{what}: {d.name}"))
     for ev in sorted((out / "eval").glob("*/*/seed0")):
         tag = f"{ev.parent.parent.name} / {ev.parent.name}"
-        for name, what in (("confusion_precision.png", "precision matrix"), ("confusion_recall.png", "recall matrix"),
-                           ("pr_curves.png", "PR curves"), ("misclassified.png", "most confident mistakes")):
+        for name, what in (
+            ("confusion_precision.png", "precision matrix"),
+            ("confusion_recall.png", "recall matrix"),
+            ("pr_curves.png", "PR curves"),
+            ("misclassified.png", "most confident mistakes"),
+        ):
             if (ev / name).exists():
                 figs.append((ev / name, f"{tag}: {what}"))
     return figs
@@ -122,7 +151,12 @@ def write_report(out: str | Path) -> dict:
 
         differences(comparisons, report_dir / "figures" / "differences.png")
     stages = [s for s in (_load(p) for p in sorted((out / "stages").glob("*.json"))) if s]
-    order = {n: i for i, n in enumerate(("data", "encoder", "diffusion", "generate", "audit", "grid", "evaluate"))}
+    order = {
+        n: i
+        for i, n in enumerate(
+            ("data", "encoder", "diffusion", "generate", "audit", "grid", "evaluate")
+        )
+    }
     stages.sort(key=lambda s: order.get(s["stage"], 9))
     prevalence = ":".join(f"{p:g}" for p in cfg["prevalence"])
     eval_ratio = f"{cfg['eval_protein']:,} protein / {cfg['eval_minority']:,} per minority class"
@@ -140,22 +174,61 @@ def write_report(out: str | Path) -> dict:
     )
     answers = answer_sentences(comparisons) if not comparisons.empty else []
     readable = with_intervals(at_prev) if not at_prev.empty else pd.DataFrame()
-    comp_readable = comparisons.assign(
-        difference=[f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in zip(comparisons["difference"], comparisons["lo"], comparisons["hi"])]
-    ).drop(columns=["lo", "hi"]) if not comparisons.empty else pd.DataFrame()
+    comp_readable = (
+        comparisons.assign(
+            difference=[
+                f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                for d, lo, hi in zip(
+                    comparisons["difference"], comparisons["lo"], comparisons["hi"]
+                )
+            ]
+        ).drop(columns=["lo", "hi"])
+        if not comparisons.empty
+        else pd.DataFrame()
+    )
     audit = _audit_table(out)
-    md = "\n".join([
-        "# svpgen study report", "", intro, "",
-        "## The answer", "", *(f"- {a}" for a in answers), "" if answers else "_no comparisons (needs Mixed-n with Real-n, or a baseline with its dataset)_", "",
-        f"## Table 2 — at prevalence {prevalence}, with 95% intervals", "", markdown_table(readable, empty="_no evaluated models yet_"), "",
-        "## All paired comparisons", "", markdown_table(comp_readable, empty="_none_"), "",
-        "## Table 2 — as sampled (point values)", "", markdown_table(sampled, empty="_no evaluated models yet_"), "",
-        "## Generated images: quality audit (particle-encoder features, vs held-out real)", "", markdown_table(audit, empty="_no audit_"), "",
-        "## Stage wall time (s)", "", markdown_table(pd.DataFrame(stages)[["stage", "seconds"]] if stages else pd.DataFrame(), ".0f"), "",
-    ])
+    md = "\n".join(
+        [
+            "# svpgen study report",
+            "",
+            intro,
+            "",
+            "## The answer",
+            "",
+            *(f"- {a}" for a in answers),
+            ""
+            if answers
+            else "_no comparisons (needs Mixed-n with Real-n, or a baseline with its dataset)_",
+            "",
+            f"## Table 2 — at prevalence {prevalence}, with 95% intervals",
+            "",
+            markdown_table(readable, empty="_no evaluated models yet_"),
+            "",
+            "## All paired comparisons",
+            "",
+            markdown_table(comp_readable, empty="_none_"),
+            "",
+            "## Table 2 — as sampled (point values)",
+            "",
+            markdown_table(sampled, empty="_no evaluated models yet_"),
+            "",
+            "## Generated images: quality audit (particle-encoder features, vs held-out real)",
+            "",
+            markdown_table(audit, empty="_no audit_"),
+            "",
+            "## Stage wall time (s)",
+            "",
+            markdown_table(
+                pd.DataFrame(stages)[["stage", "seconds"]] if stages else pd.DataFrame(), ".0f"
+            ),
+            "",
+        ]
+    )
     write_text(report_dir / "report.md", md)
     figs = _figures(out)
-    answers_html = "".join(f"<li>{html.escape(a)}</li>" for a in answers) or "<li>no comparisons yet</li>"
+    answers_html = (
+        "".join(f"<li>{html.escape(a)}</li>" for a in answers) or "<li>no comparisons yet</li>"
+    )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>svpgen study report</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1300px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;font-size:12px;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}
@@ -163,7 +236,7 @@ td:first-child,td:nth-child(2),td:nth-child(3){{text-align:left}}figure{{display
 img{{max-width:620px}}figcaption{{font-size:12px;color:#555}}ul.answer{{font-size:16px}}</style></head><body>
 <h1>svpgen study report</h1>
 <h2 id="answer">The answer</h2><ul class="answer">{answers_html}</ul>
-<p>{html.escape(intro).replace('**', '')}</p>
+<p>{html.escape(intro).replace("**", "")}</p>
 <h2 id="table2">Table 2 — at prevalence {prevalence}, with 95% intervals</h2>{readable.to_html(index=False, table_id="table2-prevalence") if not readable.empty else "<p>no evaluated models yet</p>"}
 <h2>All paired comparisons</h2>{comp_readable.to_html(index=False) if not comp_readable.empty else "<p>none</p>"}
 <h2>Table 2 — as sampled (point values)</h2>{sampled.to_html(index=False, float_format=lambda v: f"{v:.3f}") if not sampled.empty else ""}
@@ -172,4 +245,9 @@ img{{max-width:620px}}figcaption{{font-size:12px;color:#555}}ul.answer{{font-siz
 <h2>Figures</h2>{"".join(_img(p, c) for p, c in figs)}
 </body></html>"""
     write_text(report_dir / "report.html", page)
-    return {"markdown": str(report_dir / "report.md"), "html": str(report_dir / "report.html"), "csv": str(report_dir / "table2.csv"), "figures": len(figs)}
+    return {
+        "markdown": str(report_dir / "report.md"),
+        "html": str(report_dir / "report.html"),
+        "csv": str(report_dir / "table2.csv"),
+        "figures": len(figs),
+    }

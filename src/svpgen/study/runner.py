@@ -64,9 +64,13 @@ def _stage_data(cfg: StudyConfig, out: Path, data: Path | None) -> dict:
     sizes = pool_sizes(cfg)
     sizes.pop("eval")
     total = {c: sum(s.get(c, 0) for s in sizes.values()) for c in ("protein", *cfg.minority)}
-    pool = simulate(total, seed=cfg.seed, config=SimConfig(label_noise=cfg.label_noise), progress=True).particles
+    pool = simulate(
+        total, seed=cfg.seed, config=SimConfig(label_noise=cfg.label_noise), progress=True
+    ).particles
     eval_counts = {"protein": cfg.eval_protein, **{c: cfg.eval_minority for c in cfg.minority}}
-    evaluation = simulate(eval_counts, seed=cfg.seed + 1_000_000, config=SimConfig(label_noise=0.0), progress=True).particles
+    evaluation = simulate(
+        eval_counts, seed=cfg.seed + 1_000_000, config=SimConfig(label_noise=0.0), progress=True
+    ).particles
     # pools are cut by the simulator's ground truth so each pool holds the classes it should;
     # training labels keep the label noise, the evaluation set is curated (no label noise)
     written = write_pools(pool, evaluation, data_dir, cfg, label_column="true_label")
@@ -79,8 +83,16 @@ def _stage_encoder(cfg: StudyConfig, out: Path, device: str) -> dict:
 
     train = ParticleStore(out / "data" / "train").select()
     tune = ParticleStore(out / "data" / "tune").select()
-    res = train_particle_encoder(train, tune, out / "encoder", cfg.encoder_epochs, cfg.seed, cfg.classifier_preset, device,
-                                 resume=(out / "encoder" / "training_state.pt").exists())
+    res = train_particle_encoder(
+        train,
+        tune,
+        out / "encoder",
+        cfg.encoder_epochs,
+        cfg.seed,
+        cfg.classifier_preset,
+        device,
+        resume=(out / "encoder" / "training_state.pt").exists(),
+    )
     return {"tune_macro_auprc": res.best_score, "seconds_training": res.seconds}
 
 
@@ -104,9 +116,21 @@ def _train_diffusion_job(cfg: StudyConfig, out: Path, device: str, c: str) -> di
 
         real = load_training_images(out / "data" / f"diffusion_{c}", c, dcfg.max_images, dcfg.seed)
         hook = fid_hook(real, EncoderFeatures(out / "encoder", device=device), dcfg.fid_samples)
-    res = train_diffusion(out / "data" / f"diffusion_{c}", model_dir, c, dcfg, resume=(model_dir / "training_state.pt").exists(),
-                          eval_hook=hook, device=device)
-    return {"images": res.images, "epochs": res.epochs, "seconds": res.seconds, "final_loss": res.final_loss}
+    res = train_diffusion(
+        out / "data" / f"diffusion_{c}",
+        model_dir,
+        c,
+        dcfg,
+        resume=(model_dir / "training_state.pt").exists(),
+        eval_hook=hook,
+        device=device,
+    )
+    return {
+        "images": res.images,
+        "epochs": res.epochs,
+        "seconds": res.seconds,
+        "final_loss": res.final_loss,
+    }
 
 
 def _stage_diffusion(cfg: StudyConfig, out: Path, device: str, log: StudyLog, workers: int) -> dict:
@@ -118,9 +142,16 @@ def _stage_diffusion(cfg: StudyConfig, out: Path, device: str, log: StudyLog, wo
             log(f"  diffusion {c}: already trained")
             continue
         resume = (out / "diffusion" / c / "training_state.pt").exists()
-        log(f"  diffusion {c}: training ({cfg.diffusion_preset} preset{', resuming' if resume else ''})")
+        log(
+            f"  diffusion {c}: training ({cfg.diffusion_preset} preset{', resuming' if resume else ''})"
+        )
         jobs.append((c, (cfg, out, device, c)))
-    info = run_jobs(_train_diffusion_job, jobs, workers, lambda c, r: log(f"  diffusion {c}: trained in {r['seconds']:.0f} s"))
+    info = run_jobs(
+        _train_diffusion_job,
+        jobs,
+        workers,
+        lambda c, r: log(f"  diffusion {c}: trained in {r['seconds']:.0f} s"),
+    )
     return {"models": info}
 
 
@@ -134,11 +165,21 @@ def _generate_job(cfg: StudyConfig, out: Path, device: str, c: str, n_total: int
     generator = Generator.from_pretrained(out / "diffusion" / c, device)
     sampler, steps = generator.sampling(cfg.sampler, cfg.sampler_steps)
     store, seconds = generate_to_store(
-        generator, out / "generated" / c, n_total, sampler, steps, cfg.seed, trajectory_png=figures / f"denoising_{c}.png", mode="overwrite",
+        generator,
+        out / "generated" / c,
+        n_total,
+        sampler,
+        steps,
+        cfg.seed,
+        trajectory_png=figures / f"denoising_{c}.png",
+        mode="overwrite",
     )
     real = ParticleStore(out / "data" / f"diffusion_{c}").images[:16]
-    sample_grid({f"real {c}": real, f"generated {c}": store.images[:16]}, figures / f"real_vs_generated_{c}.png",
-                title=f"{c}: real (top) vs generated ({sampler}-{steps or 'default'})")
+    sample_grid(
+        {f"real {c}": real, f"generated {c}": store.images[:16]},
+        figures / f"real_vs_generated_{c}.png",
+        title=f"{c}: real (top) vs generated ({sampler}-{steps or 'default'})",
+    )
     return {"images": n_total, "seconds": seconds, "sampler": f"{sampler}-{steps or 'default'}"}
 
 
@@ -149,7 +190,9 @@ def _stage_generate(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> 
     for c, n in generated_needed(cfg).items():
         n_total = max(n, 32)  # always enough for the real-vs-generated figure
         info[c] = _generate_job(cfg, out, device, c, n_total)
-        log(f"  generate {c}: {n_total} images with {info[c]['sampler']} in {info[c]['seconds']:.0f} s")
+        log(
+            f"  generate {c}: {n_total} images with {info[c]['sampler']} in {info[c]['seconds']:.0f} s"
+        )
     return {"generated": info}
 
 
@@ -159,14 +202,31 @@ def _audit_job(cfg: StudyConfig, out: Path, device: str, c: str, extractor) -> d
     from svpgen.evaluate.audit import run_audit
 
     generator = Generator.from_pretrained(out / "diffusion" / c, device)
-    res = run_audit(generator, out / "data" / "eval", out / "audit" / c, extractor, n=cfg.eval_minority,
-                    sampler=cfg.sampler, steps=cfg.sampler_steps, seed=cfg.seed, generated_store=out / "generated" / c, bootstrap=20)
+    res = run_audit(
+        generator,
+        out / "data" / "eval",
+        out / "audit" / c,
+        extractor,
+        n=cfg.eval_minority,
+        sampler=cfg.sampler,
+        steps=cfg.sampler_steps,
+        seed=cfg.seed,
+        generated_store=out / "generated" / c,
+        bootstrap=20,
+    )
     enc = res["features"]["particle-encoder"]
     modes = res["lenses"].get("modes")
-    return {"fid": enc["fid"], "fid_floor": enc.get("fid_floor"), "kid": enc["kid"], "precision": enc["precision"],
-            "recall": enc["recall"], "two_sample_auc": res["lenses"]["two_sample_auc"],
-            "max_mode_gap": modes["max_abs_diff"] if modes else None,
-            "near_copy_fraction": res["memorization"]["near_copy_fraction"], "n": res["n"]}
+    return {
+        "fid": enc["fid"],
+        "fid_floor": enc.get("fid_floor"),
+        "kid": enc["kid"],
+        "precision": enc["precision"],
+        "recall": enc["recall"],
+        "two_sample_auc": res["lenses"]["two_sample_auc"],
+        "max_mode_gap": modes["max_abs_diff"] if modes else None,
+        "near_copy_fraction": res["memorization"]["near_copy_fraction"],
+        "n": res["n"],
+    }
 
 
 def _stage_audit(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> dict:
@@ -180,12 +240,20 @@ def _stage_audit(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> dic
     return {"audit": info}
 
 
-def _stage_grid(cfg: StudyConfig, out: Path, device: str, backend: str, workers: int, log: StudyLog) -> dict:
+def _stage_grid(
+    cfg: StudyConfig, out: Path, device: str, backend: str, workers: int, log: StudyLog
+) -> dict:
     from svpgen.study.grid import best_per_group, run_local, run_ray, study_trials
 
     trials = study_trials(cfg)
-    log(f"  {len(trials)} trials ({len(trials) // max(1, len(cfg.archs))} per model) on {backend}, {workers} at a time")
-    records = run_ray(trials, cfg, out, workers) if backend == "ray" else run_local(trials, cfg, out, device, workers)
+    log(
+        f"  {len(trials)} trials ({len(trials) // max(1, len(cfg.archs))} per model) on {backend}, {workers} at a time"
+    )
+    records = (
+        run_ray(trials, cfg, out, workers)
+        if backend == "ray"
+        else run_local(trials, cfg, out, device, workers)
+    )
     best = best_per_group(records)
     write_json(out / "grid_results.json", {"trials": records, "best": best})
     return {"trials": len(records), "best": {g: [r["score"] for r in rs] for g, rs in best.items()}}
@@ -197,34 +265,69 @@ def _trial(rec: dict):
     return Trial(**{k: rec[k] for k in Trial.__dataclass_fields__ if k in rec})
 
 
-def _evaluate_job(cfg: StudyConfig, out: Path, rec: dict, target: Path, truth: str, twin_predictions: Path | None = None) -> str:
+def _evaluate_job(
+    cfg: StudyConfig,
+    out: Path,
+    rec: dict,
+    target: Path,
+    truth: str,
+    twin_predictions: Path | None = None,
+) -> str:
     from svpgen.evaluate.evaluation import evaluate_model
 
     trial = _trial(rec)
     prevalence = ":".join(f"{p:g}" for p in cfg.prevalence)
-    evaluate_model(trial.run_dir(out / "runs"), out / "data" / "eval", target, prevalence, figures=trial.seed == 0,
-                   truth_column=truth, progress=False, int8=cfg.eval_int8, twin_predictions=twin_predictions)
+    evaluate_model(
+        trial.run_dir(out / "runs"),
+        out / "data" / "eval",
+        target,
+        prevalence,
+        figures=trial.seed == 0,
+        truth_column=truth,
+        progress=False,
+        int8=cfg.eval_int8,
+        twin_predictions=twin_predictions,
+    )
     return str(target)
 
 
 def _stage_evaluate(cfg: StudyConfig, out: Path, log: StudyLog) -> dict:
     best = json.loads((out / "grid_results.json").read_text())["best"]
-    truth = "true_label" if "true_label" in ParticleStore(out / "data" / "eval").table.columns else "label"
-    target = {(group, rec.get("seed", 0)): out / "eval" / group.replace("+", "_") / f"seed{rec.get('seed', 0)}"
-              for group, recs in best.items() for rec in recs}
+    truth = (
+        "true_label"
+        if "true_label" in ParticleStore(out / "data" / "eval").table.columns
+        else "label"
+    )
+    target = {
+        (group, rec.get("seed", 0)): out
+        / "eval"
+        / group.replace("+", "_")
+        / f"seed{rec.get('seed', 0)}"
+        for group, recs in best.items()
+        for rec in recs
+    }
     # where each evaluated model's predictions land: a model derived from its twin (logit
     # adjustment) reuses the twin's predictions instead of running the network again
-    predictions = {str(_trial(rec).run_dir(Path("runs"))): target[group, rec.get("seed", 0)] / "predictions.csv"
-                   for group, recs in best.items() for rec in recs}
+    predictions = {
+        str(_trial(rec).run_dir(Path("runs"))): target[group, rec.get("seed", 0)]
+        / "predictions.csv"
+        for group, recs in best.items()
+        for rec in recs
+    }
     info: dict[str, list[str]] = {}
-    for group, recs in sorted(best.items(), key=lambda item: any("derived_from" in r for r in item[1])):  # twins first
+    for group, recs in sorted(
+        best.items(), key=lambda item: any("derived_from" in r for r in item[1])
+    ):  # twins first
         for rec in recs:
             where = target[group, rec.get("seed", 0)]
             info.setdefault(group, []).append(str(where))
             if not (where / "metrics.json").exists():
                 twin = predictions.get(rec.get("derived_from", ""))
                 twin = twin if twin is not None and twin.exists() else None
-                log(f"  evaluate {group} ({_trial(rec).name})" + (" from its twin's predictions" if twin else ""))
+                log(
+                    f"  evaluate {group} ({_trial(rec).name})"
+                    + (" from its twin's predictions" if twin else "")
+                )
                 _evaluate_job(cfg, out, rec, where, truth, twin)
     return {"evaluated": dict(sorted(info.items()))}
 
@@ -245,19 +348,27 @@ def run_study(
     if saved.exists():
         previous = json.loads(saved.read_text())
         if previous["config"] != json.loads(json.dumps(cfg.to_dict())):
-            raise SvpgenError(f"{out} holds a study with different settings; resume it with the same preset/config or choose a new --out")
+            raise SvpgenError(
+                f"{out} holds a study with different settings; resume it with the same preset/config or choose a new --out"
+            )
     else:
         write_json(saved, {"config": cfg.to_dict(), "data": str(data) if data else "simulated"})
     log = StudyLog(out, echo)
     jobs = local_workers(workers, device)
-    log(f"study {cfg.preset} → {out} (device {device}, backend {backend}, {jobs} job(s) at a time here)")
+    log(
+        f"study {cfg.preset} → {out} (device {device}, backend {backend}, {jobs} job(s) at a time here)"
+    )
     records = {
-        "data": _stage(out, "data", log, lambda: _stage_data(cfg, out, Path(data) if data else None)),
+        "data": _stage(
+            out, "data", log, lambda: _stage_data(cfg, out, Path(data) if data else None)
+        ),
     }
     if cfg.audit:
         records["encoder"] = _stage(out, "encoder", log, lambda: _stage_encoder(cfg, out, device))
     records |= {
-        "diffusion": _stage(out, "diffusion", log, lambda: _stage_diffusion(cfg, out, device, log, jobs)),
+        "diffusion": _stage(
+            out, "diffusion", log, lambda: _stage_diffusion(cfg, out, device, log, jobs)
+        ),
         # inference stages run one job at a time with every thread: measured faster than side by
         # side here (evaluation 265 s vs 320 s, audit 80 s vs 94 s on 2 cores)
         "generate": _stage(out, "generate", log, lambda: _stage_generate(cfg, out, device, log)),
@@ -265,7 +376,14 @@ def run_study(
     if cfg.audit:
         records["audit"] = _stage(out, "audit", log, lambda: _stage_audit(cfg, out, device, log))
     records |= {
-        "grid": _stage(out, "grid", log, lambda: _stage_grid(cfg, out, device, backend, workers if backend == "ray" else jobs, log)),
+        "grid": _stage(
+            out,
+            "grid",
+            log,
+            lambda: _stage_grid(
+                cfg, out, device, backend, workers if backend == "ray" else jobs, log
+            ),
+        ),
         "evaluate": _stage(out, "evaluate", log, lambda: _stage_evaluate(cfg, out, log)),
     }
     from svpgen.study.report import write_report

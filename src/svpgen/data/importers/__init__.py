@@ -25,7 +25,7 @@ from svpgen.data.importers.folder import import_folder
 from svpgen.data.importers.mfi import import_mfi
 from svpgen.data.importers.sniff import sniff
 from svpgen.data.preprocess import FitMode
-from svpgen.data.store import ParticleStore, Particles, WriteMode, provenance_record
+from svpgen.data.store import Particles, ParticleStore, WriteMode, provenance_record
 from svpgen.errors import SvpgenError
 
 ImportFormat = Literal["auto", "folder", "flowcam", "mfi"]
@@ -60,7 +60,11 @@ def _find_inputs(src: Path) -> _Inputs:
     if src.is_file():
         files = [src]
     else:
-        files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in _TABLE_SUFFIXES and not p.name.startswith("."))
+        files = sorted(
+            p
+            for p in src.rglob("*")
+            if p.is_file() and p.suffix.lower() in _TABLE_SUFFIXES and not p.name.startswith(".")
+        )
     kinds = {p: sniff(p) for p in files}
     lists = [p for p, k in kinds.items() if k == "flowcam-list"]
     return _Inputs(
@@ -79,7 +83,9 @@ def detect_format(src: Path, inputs: _Inputs | None = None) -> str:
     if inputs.mfi_csvs:
         return "mfi"
     if src.is_file():
-        raise SvpgenError(f"{src}: cannot tell the format of this file (expected a FlowCam .lst/.flb, a FlowCam particle CSV or an MFI CSV)")
+        raise SvpgenError(
+            f"{src}: cannot tell the format of this file (expected a FlowCam .lst/.flb, a FlowCam particle CSV or an MFI CSV)"
+        )
     return "folder"
 
 
@@ -99,7 +105,10 @@ def _import_flowcam(src: Path, inputs: _Inputs, collector: Collector) -> None:
     covered = {p.parent for p in inputs.lists + inputs.libraries}
     for csv in inputs.flowcam_csvs:
         if csv.parent in covered and not src.is_file():
-            collector.skip(csv, "particle CSV beside a .lst/.flb describing the same particles (the list file was imported)")
+            collector.skip(
+                csv,
+                "particle CSV beside a .lst/.flb describing the same particles (the list file was imported)",
+            )
             continue
         import_flowcam_csv(csv, collector, _prefix(csv, src))
 
@@ -119,7 +128,9 @@ def read_source(
     if label is not None:
         canon = canonical_label(label)
         if canon in (None, UNKNOWN):
-            raise SvpgenError(f"--label {label!r} is not a particle class (e.g. protein, silicone_oil, air_bubble)")
+            raise SvpgenError(
+                f"--label {label!r} is not a particle class (e.g. protein, silicone_oil, air_bubble)"
+            )
         label = canon
     inputs = None if fmt == "folder" else _find_inputs(src)
     fmt = detect_format(src, inputs) if fmt == "auto" else fmt
@@ -132,7 +143,9 @@ def read_source(
         _import_flowcam(src, inputs, collector)
     elif fmt == "mfi":
         if not inputs.mfi_csvs:
-            raise SvpgenError(f"{src}: no header line containing 'ECD' and MFI particle columns found; no MFI CSV export")
+            raise SvpgenError(
+                f"{src}: no header line containing 'ECD' and MFI particle columns found; no MFI CSV export"
+            )
         for csv in inputs.mfi_csvs:
             import_mfi(csv, collector, _prefix(csv, src), drop_edge=drop_edge)
     else:
@@ -156,7 +169,9 @@ def import_source(
     if len(result.particles) == 0:
         counts = ", ".join(f"{n} {r}" for r, n in result.skip_counts().items()) or "no files"
         raise SvpgenError(f"{src}: nothing usable found ({counts})")
-    record = provenance_record(command, source_path=str(Path(src).resolve()), format=result.format, fit=fit, label=label)
+    record = provenance_record(
+        command, source_path=str(Path(src).resolve()), format=result.format, fit=fit, label=label
+    )
     store = ParticleStore.write(out, result.particles, record, mode=mode)
     write_csv(out / "import_report.csv", result.report)
     return store, result

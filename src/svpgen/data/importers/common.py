@@ -24,7 +24,14 @@ class Collector:
         self.rows: list[dict] = []
         self.report: list[dict] = []
 
-    def add(self, gray8: np.ndarray, row: dict, file: str | Path, line: int | None = None, note: str = "") -> None:
+    def add(
+        self,
+        gray8: np.ndarray,
+        row: dict,
+        file: str | Path,
+        line: int | None = None,
+        note: str = "",
+    ) -> None:
         """Preprocess one crop and keep it; ``row`` holds id, label, origin and extras."""
         self.images.append(preprocess(gray8, fit=self.fit))
         row.setdefault("native_h", gray8.shape[0])
@@ -32,17 +39,27 @@ class Collector:
         if self.label:
             row["label"] = self.label
         self.rows.append(row)
-        self.report.append({"file": str(file), "row": line, "status": "imported", "reason": note, "id": row["id"]})
+        self.report.append(
+            {"file": str(file), "row": line, "status": "imported", "reason": note, "id": row["id"]}
+        )
 
     def skip(self, file: str | Path, reason: str, line: int | None = None) -> None:
         """Record an input that was not imported, with its reason."""
-        self.report.append({"file": str(file), "row": line, "status": "skipped", "reason": reason, "id": None})
+        self.report.append(
+            {"file": str(file), "row": line, "status": "skipped", "reason": reason, "id": None}
+        )
 
     def particles(self, source: str = "real") -> Particles:
         """Everything collected as a batch of particles."""
         table = pd.DataFrame(self.rows)
-        images = np.stack(self.images) if self.images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-        extra = {c: table[c].to_numpy() for c in table.columns if c not in ("id", "label", "origin")}
+        images = (
+            np.stack(self.images)
+            if self.images
+            else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+        )
+        extra = {
+            c: table[c].to_numpy() for c in table.columns if c not in ("id", "label", "origin")
+        }
         return Particles.from_arrays(
             images,
             labels=table["label"].to_numpy() if len(table) else [],

@@ -54,18 +54,30 @@ class ListFile:
 def parse_lst(path: Path) -> ListFile:
     """Parse a ``.lst`` or ``.flb`` file (any field version, LF or CRLF line endings)."""
     lines = path.read_text(errors="replace").lstrip("\ufeff").splitlines()
-    at = next((i for i, line in enumerate(lines[:3]) if line.strip().lower().startswith("num-fields|")), None)
+    at = next(
+        (i for i, line in enumerate(lines[:3]) if line.strip().lower().startswith("num-fields|")),
+        None,
+    )
     if at is None:
         raise SvpgenError(f"{path}: no 'num-fields|N' line at the top; not a FlowCam list file")
     try:
         n_fields = int(lines[at].split("|", 1)[1])
     except ValueError:
         raise SvpgenError(f"{path}: line {at + 1} has a bad field count {lines[at]!r}") from None
-    header = [tuple(part.strip() for part in line.split("|", 1)) for line in lines[at + 1 : at + 1 + n_fields]]
+    header = [
+        tuple(part.strip() for part in line.split("|", 1))
+        for line in lines[at + 1 : at + 1 + n_fields]
+    ]
     if len(header) != n_fields or any(len(h) != 2 for h in header):
-        raise SvpgenError(f"{path}: expected {n_fields} 'name|type' header lines after line {at + 1}")
+        raise SvpgenError(
+            f"{path}: expected {n_fields} 'name|type' header lines after line {at + 1}"
+        )
     start = at + 1 + n_fields
-    rows = [(i + 1, line.split("|")) for i, line in enumerate(lines[start:], start=start) if line.strip()]
+    rows = [
+        (i + 1, line.split("|"))
+        for i, line in enumerate(lines[start:], start=start)
+        if line.strip()
+    ]
     version = lines[at - 1].strip() if at else ""
     return ListFile(path, version, header, rows)
 
@@ -80,7 +92,9 @@ def _convert(value: str, kind: str):
 
 def read_cla(path: Path) -> list[tuple[str, str, str, int]]:
     """(classification, class name, particle id, line) for every particle a ``.cla`` names."""
-    lines = [line.strip() for line in path.read_text(errors="replace").lstrip("\ufeff").splitlines()]
+    lines = [
+        line.strip() for line in path.read_text(errors="replace").lstrip("\ufeff").splitlines()
+    ]
     pos = 0
 
     def take(what: str) -> str:
@@ -95,7 +109,9 @@ def read_cla(path: Path) -> list[tuple[str, str, str, int]]:
         try:
             return int(text)
         except ValueError:
-            raise SvpgenError(f"{path}: line {pos}: expected {what} (a number), got {text!r}") from None
+            raise SvpgenError(
+                f"{path}: line {pos}: expected {what} (a number), got {text!r}"
+            ) from None
 
     take("the version line")
     out = []
@@ -149,7 +165,9 @@ class _Images:
 
 def _crop(image: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
     if w < 1 or h < 1 or x < 0 or y < 0 or y + h > image.shape[0] or x + w > image.shape[1]:
-        raise ImageReadError(f"crop outside collage (x={x} y={y} w={w} h={h}, collage {image.shape[1]}x{image.shape[0]})")
+        raise ImageReadError(
+            f"crop outside collage (x={x} y={y} w={w} h={h}, collage {image.shape[1]}x{image.shape[0]})"
+        )
     return np.ascontiguousarray(image[y : y + h, x : x + w])
 
 
@@ -170,7 +188,9 @@ def _esd(fields: dict, cal: float) -> float:
     return np.nan
 
 
-def classifications_for(lst: Path, collector: Collector) -> dict[str, tuple[str, str, tuple[Path, int]]]:
+def classifications_for(
+    lst: Path, collector: Collector
+) -> dict[str, tuple[str, str, tuple[Path, int]]]:
     """particle id → (classification, class name, where) from the ``.cla`` files that belong
     to ``lst``: same name, or every ``.cla`` in the folder when it holds only this list."""
     folder = lst.parent
@@ -191,7 +211,11 @@ def classifications_for(lst: Path, collector: Collector) -> dict[str, tuple[str,
         for scheme, name, pid, line in entries:
             if pid in assigned:
                 if assigned[pid][1] != name:
-                    collector.skip(cla, f"particle id {pid} already in class {assigned[pid][1]!r}; {name!r} ignored", line)
+                    collector.skip(
+                        cla,
+                        f"particle id {pid} already in class {assigned[pid][1]!r}; {name!r} ignored",
+                        line,
+                    )
                 continue
             assigned[pid] = (scheme, name, (cla, line))
     return assigned
@@ -208,7 +232,11 @@ def import_list(path: Path, collector: Collector, prefix: str, library: bool = F
     seen: set[str] = set()
     for line_no, values in parsed.rows:
         if len(values) != len(parsed.header):
-            collector.skip(path, f"wrong field count (expected {len(parsed.header)}, got {len(values)})", line_no)
+            collector.skip(
+                path,
+                f"wrong field count (expected {len(parsed.header)}, got {len(values)})",
+                line_no,
+            )
             continue
         fields = {name: _convert(v, kind) for (name, kind), v in zip(parsed.header, values)}
         named = fields.get("collage_file") or fields.get("image_file")
@@ -245,7 +273,11 @@ def import_list(path: Path, collector: Collector, prefix: str, library: bool = F
         collector.add(crop, row, path, line_no)
     for pid, (scheme, name, (cla, line)) in classes.items():
         if pid not in seen:
-            collector.skip(cla, f"classification {scheme!r} class {name!r} names particle id {pid}, which {path.name} does not import", line)
+            collector.skip(
+                cla,
+                f"classification {scheme!r} class {name!r} names particle id {pid}, which {path.name} does not import",
+                line,
+            )
 
 
 def read_flowcam_csv(path: Path) -> tuple[pd.DataFrame, int]:
@@ -253,7 +285,9 @@ def read_flowcam_csv(path: Path) -> tuple[pd.DataFrame, int]:
     and the 0-based line of its header."""
     start = find_header_line(path, "flowcam")
     if start is None:
-        raise SvpgenError(f"{path}: no header with 'Image File' and particle columns; not a FlowCam data export")
+        raise SvpgenError(
+            f"{path}: no header with 'Image File' and particle columns; not a FlowCam data export"
+        )
     try:
         table = pd.read_csv(path, skiprows=start, encoding_errors="replace", skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -299,7 +333,10 @@ def import_flowcam_csv(csv: Path, collector: Collector, prefix: str) -> None:
             continue
         pid = rec.get("particle_id", rec.get("name", line_no - 1))
         pid = int(pid) if isinstance(pid, float) and pid.is_integer() else pid
-        vs_class = next((rec.pop(k) for k in ("class", "classification") if k in rec and not pd.isna(rec[k])), None)
+        vs_class = next(
+            (rec.pop(k) for k in ("class", "classification") if k in rec and not pd.isna(rec[k])),
+            None,
+        )
         row = {
             "id": f"{prefix}:{pid}",
             "label": label_from_name(vs_class) if vs_class else UNKNOWN,

@@ -31,16 +31,22 @@ def read_mfi_csv(path: Path) -> tuple[pd.DataFrame, int]:
     line of its header."""
     start = find_header_line(path, "mfi")
     if start is None:
-        raise SvpgenError(f"{path}: no header line containing 'ECD' and MFI particle columns found; not an MFI export")
+        raise SvpgenError(
+            f"{path}: no header line containing 'ECD' and MFI particle columns found; not an MFI export"
+        )
     try:
         table = pd.read_csv(path, skiprows=start, skipinitialspace=True, encoding_errors="replace")
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise SvpgenError(f"{path}: malformed MFI table ({str(err).splitlines()[0][:80]})") from None
+        raise SvpgenError(
+            f"{path}: malformed MFI table ({str(err).splitlines()[0][:80]})"
+        ) from None
     table.columns = [normalise_header(c) for c in table.columns]
     return table.dropna(how="all"), start
 
 
-def _index_images(root: Path) -> tuple[dict[int, Path], dict[tuple[int, int], Path], dict[int, Path]]:
+def _index_images(
+    root: Path,
+) -> tuple[dict[int, Path], dict[tuple[int, int], Path], dict[int, Path]]:
     by_number: dict[int, Path] = {}
     by_frame_particle: dict[tuple[int, int], Path] = {}
     frames: dict[int, Path] = {}
@@ -60,7 +66,13 @@ def _index_images(root: Path) -> tuple[dict[int, Path], dict[tuple[int, int], Pa
     return by_number, by_frame_particle, frames
 
 
-def import_mfi(csv: Path, collector: Collector, prefix: str, drop_edge: bool = False, bit_depth: int | None = None) -> None:
+def import_mfi(
+    csv: Path,
+    collector: Collector,
+    prefix: str,
+    drop_edge: bool = False,
+    bit_depth: int | None = None,
+) -> None:
     """Import the particles of one MFI CSV export; a class/label column (MVAS or a
     lab's own) is kept in ``vs_class`` and mapped to a canonical label."""
     table, header_line = read_mfi_csv(csv)
@@ -91,8 +103,17 @@ def import_mfi(csv: Path, collector: Collector, prefix: str, drop_edge: bool = F
                     frame_cache[frame_no] = read_gray8(frames[frame_no], bit_depth)
                 frame = frame_cache[frame_no]
                 x0, x1, y0, y1 = (int(rec[c]) for c in box_cols)
-                if x0 < 0 or y0 < 0 or x1 >= frame.shape[1] or y1 >= frame.shape[0] or x1 < x0 or y1 < y0:
-                    raise ImageReadError(f"bounding box outside frame {frame_no} ({x0},{y0})-({x1},{y1})")
+                if (
+                    x0 < 0
+                    or y0 < 0
+                    or x1 >= frame.shape[1]
+                    or y1 >= frame.shape[0]
+                    or x1 < x0
+                    or y1 < y0
+                ):
+                    raise ImageReadError(
+                        f"bounding box outside frame {frame_no} ({x0},{y0})-({x1},{y1})"
+                    )
                 crop = np.ascontiguousarray(frame[y0 : y1 + 1, x0 : x1 + 1])
                 origin = f"{frames[frame_no].name}@{x0},{y0}"
             else:
@@ -102,7 +123,9 @@ def import_mfi(csv: Path, collector: Collector, prefix: str, drop_edge: bool = F
             continue
         area = pd.to_numeric(rec.get("area", np.nan), errors="coerce")
         pixel_um = ecd / (2 * np.sqrt(area / np.pi)) if area and area > 0 else np.nan
-        vs_class = next((rec.pop(k) for k in CLASS_COLUMNS if k in rec and not pd.isna(rec[k])), None)
+        vs_class = next(
+            (rec.pop(k) for k in CLASS_COLUMNS if k in rec and not pd.isna(rec[k])), None
+        )
         row = {
             "id": f"{prefix}:{number}",
             "label": label_from_name(vs_class) if vs_class is not None else UNKNOWN,

@@ -18,15 +18,46 @@ from pathlib import Path
 HEAD_BYTES = 256 * 1024  # enough for a preamble and a header; never the whole file
 HEADER_SEARCH_LINES = 500
 
-FLOWCAM_CSV_HINTS = frozenset({
-    "particle_id", "diameter_esd", "diameter_abd", "image_x", "image_y", "image_width", "image_height",
-    "capture_x", "capture_y", "calibration_factor", "uuid", "name", "source_image", "original_reference_id",
-})
-MFI_COLUMNS = frozenset({
-    "number", "frame_number", "particle_number", "time_stamp", "area", "perimeter", "circularity",
-    "intensity_mean", "intensity_std", "intensity_min", "intensity_max", "max_feret_diameter",
-    "aspect_ratio", "x_left", "x_right", "y_top", "y_bottom", "edge_particle",
-})
+FLOWCAM_CSV_HINTS = frozenset(
+    {
+        "particle_id",
+        "diameter_esd",
+        "diameter_abd",
+        "image_x",
+        "image_y",
+        "image_width",
+        "image_height",
+        "capture_x",
+        "capture_y",
+        "calibration_factor",
+        "uuid",
+        "name",
+        "source_image",
+        "original_reference_id",
+    }
+)
+MFI_COLUMNS = frozenset(
+    {
+        "number",
+        "frame_number",
+        "particle_number",
+        "time_stamp",
+        "area",
+        "perimeter",
+        "circularity",
+        "intensity_mean",
+        "intensity_std",
+        "intensity_min",
+        "intensity_max",
+        "max_feret_diameter",
+        "aspect_ratio",
+        "x_left",
+        "x_right",
+        "y_top",
+        "y_bottom",
+        "edge_particle",
+    }
+)
 
 
 def normalise_header(name: str) -> str:
@@ -38,7 +69,9 @@ def normalise_header(name: str) -> str:
     text = str(name).strip().lstrip("\ufeff").replace("µ", "u").replace("μ", "u")
     if text == "#":
         return "number"
-    text = re.sub(r"\s*\((?:um|px|pixels|s|sec|%|um2|um\^2|mm|ml)\)\s*$", "", text, flags=re.IGNORECASE)
+    text = re.sub(
+        r"\s*\((?:um|px|pixels|s|sec|%|um2|um\^2|mm|ml)\)\s*$", "", text, flags=re.IGNORECASE
+    )
     text = text.replace("#", " number ")
     return re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")
 
