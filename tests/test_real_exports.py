@@ -19,6 +19,7 @@ from svpgen.cli import main
 from svpgen.data.importers import import_source, read_source
 from svpgen.data.importers.flowcam import read_run_summary
 from svpgen.data.preprocess import preprocess
+from svpgen.data.store import ParticleStore
 from svpgen.errors import SvpgenError
 from svpgen.simulate.writers import LST_FIELDS
 
@@ -62,8 +63,12 @@ def test_real_run_with_label_classification_and_info(real_fixtures, tmp_path):
     res = runner.invoke(main, ["info", str(tmp_path / "oil")])
     assert res.exit_code == 0
     assert "silicone_oil" in res.output and "1.813" in res.output and "27–187" in res.output
-    res = runner.invoke(main, ["import", str(run), str(tmp_path / "bad"), "--label", "zooplankton"])
-    assert res.exit_code == 2 and "--label 'zooplankton' is not a particle class" in res.output
+    # a lab's own class name is a class; a name without letters or digits is refused
+    res = runner.invoke(main, ["import", str(run), str(tmp_path / "zoo"), "--label", "Zooplankton"])
+    assert res.exit_code == 0, res.output
+    assert set(ParticleStore(tmp_path / "zoo").table["label"]) == {"zooplankton"}
+    res = runner.invoke(main, ["import", str(run), str(tmp_path / "bad"), "--label", "?!"])
+    assert res.exit_code == 2 and "--label '?!' is not a class name" in res.output
 
     # a VisualSpreadsheet classification beside the .lst (observed v3 layout), one id that doesn't exist
     cla = [
@@ -100,7 +105,7 @@ def test_real_run_with_label_classification_and_info(real_fixtures, tmp_path):
     )
     assert (
         t.loc[4, "label"] == "air_bubble"
-        and t.loc[5, "label"] == "unknown"
+        and t.loc[5, "label"] == "plankton"  # the lab's own class name, kept
         and t.loc[5, "vs_class"] == "Plankton"
     )
     assert t.loc[6, "label"] == "unknown" and pd.isna(t.loc[6, "vs_class"])
@@ -181,7 +186,7 @@ def test_folder_of_flb_libraries(tmp_path, rng):
     assert labels == {
         "Silicone Oil droplets": "silicone_oil",
         "Air bubbles": "air_bubble",
-        "Fibres or glass?": "unknown",
+        "Fibres or glass?": "fibres_or_glass",  # names two canonical classes: the lab's own
     }
     for name, crops in expected.items():
         rows = np.flatnonzero((t["vs_class"] == name).to_numpy())

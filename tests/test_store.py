@@ -54,9 +54,19 @@ def test_refuses_existing_store_and_duplicate_ids(tmp_path):
 
 def test_bad_labels_rejected(tmp_path):
     parts = make_particles(2)
-    parts.table["label"] = ["protein", "banana"]
-    with pytest.raises(SvpgenError, match="banana"):
+    parts.table["label"] = ["protein", "Banana split!"]
+    with pytest.raises(SvpgenError, match="Banana split"):
         ParticleStore.write(tmp_path / "s", parts, provenance_record("a"))
+
+
+def test_lab_classes_are_kept_with_their_original_names(tmp_path):
+    parts = make_particles(3)
+    parts.table["label"] = ["schlieren_lines", "protein", "dense_globular"]
+    parts.table["vs_class"] = ["Schlieren lines", "Protein", "dense globular"]
+    store = ParticleStore.write(tmp_path / "s", parts, provenance_record("a"))
+    assert store.classes == ["protein", "dense_globular", "schlieren_lines"]
+    assert store.meta["class_names"]["schlieren_lines"] == ["Schlieren lines"]
+    assert "schlieren_lines ← 'Schlieren lines'" in describe(store)
 
 
 def test_crash_mid_write_leaves_old_store(tmp_path, monkeypatch):

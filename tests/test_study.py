@@ -14,12 +14,12 @@ import pytest
 
 from svpgen.study.config import PRESETS as STUDY_PRESETS
 from svpgen.study.config import load_study_config
-from svpgen.study.datasets import table1_counts
+from svpgen.study.datasets import resolve_classes, table1_counts
 from svpgen.study.grid import study_trials
 
 
 def test_table1_scaling():
-    cfg = STUDY_PRESETS["paper"]
+    cfg = resolve_classes(STUDY_PRESETS["paper"])
     assert table1_counts("Real-4", cfg) == {
         "protein": (20000, 0),
         "silicone_oil": (1000, 0),
@@ -185,7 +185,7 @@ def test_grid_on_ray_local_cluster_matches_local_runner(tmp_path):
     pytest.importorskip("ray.tune")
     from svpgen.study.grid import run_local, run_ray
 
-    cfg = STUDY_PRESETS["smoke"]
+    cfg = resolve_classes(STUDY_PRESETS["smoke"])
     out = tmp_path / "s"
     from dataclasses import replace
 

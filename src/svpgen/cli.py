@@ -38,6 +38,39 @@ def _device_option():
     return click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 
 
+def _minority_option():
+    return click.option(
+        "--minority",
+        help="the minority classes, comma-separated (default: silicone_oil and air_bubble where "
+        "present, else every class but the most frequent)",
+    )
+
+
+def _prevalence(text: str | None) -> tuple[float, ...] | dict[str, float] | None:
+    """``--prevalence``: ``1000:1:1`` (in class order) or ``protein=1000,silicone_oil=1``."""
+    if not text:
+        return None
+    from svpgen.data.classes import class_label
+    from svpgen.options import parse_mapping
+
+    if "=" in text:
+        example = "protein=1000,silicone_oil=1"
+        return {class_label(k): v for k, v in parse_mapping(text, "--prevalence", example).items()}
+    try:
+        return tuple(float(v) for v in text.split(":"))
+    except ValueError:
+        raise SvpgenError(f"--prevalence {text!r}: expected e.g. 1000:1:1") from None
+
+
+def _class_names(text: str | None) -> tuple[str, ...] | None:
+    """A comma-separated class list, normalised like a store's labels."""
+    if not text:
+        return None
+    from svpgen.data.classes import class_label
+
+    return tuple(class_label(name) for name in text.split(",") if name.strip())
+
+
 @click.group(cls=_Group)
 @click.version_option(package_name="svpgen")
 def main() -> None:
@@ -56,7 +89,7 @@ def _write_mode(append: bool, overwrite: bool) -> str:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "folder", "flowcam", "mfi"]),
+    type=click.Choice(["auto", "folder", "collage", "flowcam", "mfi"]),
     default="auto",
     show_default=True,
 )
@@ -68,14 +101,15 @@ def _write_mode(append: bool, overwrite: bool) -> str:
     help="centre-crop (paper) or pad with the median border value",
 )
 @click.option(
-    "--drop-edge",
-    is_flag=True,
-    help="MFI: drop particles touching the frame edge (default: keep and flag)",
+    "--drop-edge", is_flag=True, help="MFI: drop particles touching the frame edge (default: keep)"
 )
+@click.option("--label", help="give every particle this class (a single-class sample's run)")
 @click.option(
-    "--label",
-    help="give every particle this class (a run of a single-class sample, e.g. silicone_oil)",
+    "--class-map",
+    type=_existing("file"),
+    help="CSV of 'lab name,class' rows: rename or merge the lab's classes at import",
 )
+@click.option("--pixel-um", type=float, help="µm per pixel of images that carry none (collages)")
 @click.option("--append", is_flag=True, help="add to an existing store")
 @click.option("--overwrite", is_flag=True, help="replace an existing store")
 def import_cmd(
@@ -85,19 +119,41 @@ def import_cmd(
     fit: str,
     drop_edge: bool,
     label: str | None,
+    class_map: Path | None,
+    pixel_um: float | None,
     append: bool,
     overwrite: bool,
 ) -> None:
-    """Import a folder-per-class tree, a FlowCam run/library/CSV export or an MFI export."""
+    """Import a class-folder tree, a FlowCam run/library/CSV/collage or an MFI export."""
+    from svpgen.data.classes import read_class_map
     from svpgen.data.importers import import_source
     from svpgen.data.store import command_line
 
     store, result = import_source(
-        src, out, fmt, fit, _write_mode(append, overwrite), drop_edge, command_line(), label
+        src,
+        out,
+        mode=_write_mode(append, overwrite),
+        command=command_line(),
+        fmt=fmt,
+        fit=fit,
+        drop_edge=drop_edge,
+        label=label,
+        class_map=read_class_map(class_map) if class_map else None,
+        pixel_um=pixel_um,
     )
     click.echo(
-        f"imported {len(result.particles)} particles ({result.format}) into {out} (store now holds {len(store)})"
+        f"imported {len(result.particles)} particles ({result.format}) into {out} "
+        f"(store now holds {len(store)})"
     )
+    for name, target in sorted(result.class_labels.items(), key=lambda kv: (kv[1], kv[0])):
+        click.echo(f"  class {name!r} → {target}")
+    for entry in result.unmatched_map_entries:
+        click.echo(f"  class map entry {entry!r} matched no class of the import")
+    if len(result.measurements):
+        click.echo(
+            f"  no image for {len(result.measurements)} instrument rows: kept as measurements "
+            f"only ({out / 'measurements.parquet'}), for the morphology baselines"
+        )
     for reason, n in result.skip_counts().items():
         click.echo(f"  skipped {n:>6}  {reason}")
     click.echo(f"report: {out / 'import_report.csv'}")
@@ -489,8 +545,10 @@ def generate(
 )
 @click.option(
     "--deploy-prior",
-    help="logit-adjust target prevalence, e.g. protein=1000,silicone_oil=1,air_bubble=1 (default: that)",
+    help="logit-adjust target prevalence, e.g. protein=1000,silicone_oil=1 "
+    "(default: 1000 per majority class, 1 per --minority class)",
 )
+@_minority_option()
 @click.option(
     "--tune",
     "tune_store",
@@ -515,6 +573,7 @@ def train_classifier_cmd(
     patience,
     imbalance,
     deploy_prior,
+    minority,
     tune_store,
     seed,
     resume,
@@ -550,10 +609,11 @@ def train_classifier_cmd(
             store,
             out,
             cfg,
-            tune_store,
+            tune_path=tune_store,
             resume=resume,
             device=resolve_device(device),
             deploy_prior=prior,
+            minority=_class_names(minority),
         )
     )
 
@@ -730,16 +790,28 @@ def audit(
     "--workers",
     default=2,
     show_default=True,
-    help="training jobs at a time: Ray trials, or on this CPU the grid trials and per-class diffusion models (1 torch thread each on 2 cores)",
+    help="training jobs at a time: Ray trials, or on this CPU the grid trials and per-class "
+    "diffusion models (1 torch thread each on 2 cores)",
+)
+@_minority_option()
+@click.option(
+    "--prevalence",
+    help="deployment prevalence per class: 1000:1:1 in the study's class order, or "
+    "protein=1000,silicone_oil=1 (default: 1000 per majority class, 1 per minority class)",
 )
 @_device_option()
-def study(preset, config_file, data, out, backend, workers, device):
+def study(preset, config_file, data, out, backend, workers, minority, prevalence, device):
     """The whole study (simulate → diffusion → generate → grid → evaluate → report), resumable."""
     from svpgen.device import resolve_device
+    from svpgen.options import with_overrides
     from svpgen.study.config import load_study_config
     from svpgen.study.runner import run_study
 
-    cfg = load_study_config(preset, config_file)
+    cfg = with_overrides(
+        load_study_config(preset, config_file),
+        minority=_class_names(minority),
+        prevalence=_prevalence(prevalence),
+    )
     records = run_study(cfg, out, data, resolve_device(device), backend, workers, echo=click.echo)
     click.echo("")
     click.echo((out / "report" / "report.md").read_text().split("## Table 2 — as sampled")[0])

@@ -39,15 +39,17 @@ def split_train_tune(
 
 
 def run_train_classifier(
-    store_path,
-    out,
+    store_path: str | Path,
+    out: str | Path,
     cfg: ClassifierConfig,
-    tune_path=None,
-    tune_fraction=0.15,
-    resume=False,
-    device="cpu",
-    deploy_prior=None,
-    real_only=False,
+    *,
+    tune_path: str | Path | None = None,
+    tune_fraction: float = 0.15,
+    resume: bool = False,
+    device: str = "cpu",
+    deploy_prior: dict[str, float] | None = None,
+    minority: tuple[str, ...] | None = None,
+    real_only: bool = False,
 ) -> str:
     """Train on a store (tuned on ``tune_path`` or a hash-disjoint share of it); return the summary text."""
     data = labelled(ParticleStore(store_path), real_only)
@@ -57,7 +59,14 @@ def run_train_classifier(
         train, tune = split_train_tune(data, tune_fraction, cfg.seed)
     check_disjoint(train.table, tune.table, "training data", "tuning split")
     result = train_classifier(
-        train, tune, out, cfg, resume, device=device, deploy_prior=deploy_prior
+        train,
+        tune,
+        out,
+        cfg,
+        resume=resume,
+        device=device,
+        deploy_prior=deploy_prior,
+        minority=minority,
     )
     return (
         f"trained {cfg.arch} ({cfg.imbalance}) on {len(train)} images, tuned on {len(tune)}: "

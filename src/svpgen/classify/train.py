@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import average_precision_score
-from sklearn.preprocessing import label_binarize
 from torch.utils.data import WeightedRandomSampler
 from tqdm import tqdm
 
@@ -26,12 +25,11 @@ from svpgen.classify.classifier import Classifier
 from svpgen.classify.config import ClassifierConfig
 from svpgen.classify.models import batched_outputs, build_classifier, to_input
 from svpgen.data.augment import dihedral
-from svpgen.data.classes import CANONICAL_CLASSES
+from svpgen.data.classes import default_minority, ordered_classes, paper_prevalence
 from svpgen.data.store import Particles
 from svpgen.errors import SvpgenError
 from svpgen.training import autocast, check_finite, epoch_generator, resume_state, save_checkpoint
 
-PAPER_PREVALENCE = {"protein": 1000.0, "silicone_oil": 1.0, "air_bubble": 1.0}
 HISTORY_FILE = "history.csv"
 
 
@@ -47,9 +45,8 @@ class ClassifierResult:
 
 
 def class_order(labels) -> list[str]:
-    """The canonical classes present in ``labels``, in canonical order."""
-    present = set(labels)
-    return [c for c in CANONICAL_CLASSES if c in present]
+    """The classes present in ``labels``: canonical ones first, then a lab's own names."""
+    return ordered_classes(labels)
 
 
 def encode(labels, classes: list[str]) -> np.ndarray:
@@ -61,11 +58,13 @@ def encode(labels, classes: list[str]) -> np.ndarray:
     return np.array([index[x] for x in labels], dtype=np.int64)
 
 
-def normalise_prior(prior: dict[str, float] | None, classes: list[str]) -> np.ndarray:
-    """Deployment class prior in ``classes`` order. Default: the paper's 1000:1:1, with
-    any further class weighted like a minority class."""
+def normalise_prior(
+    prior: dict[str, float] | None, classes: list[str], minority: tuple[str, ...] = ()
+) -> np.ndarray:
+    """Deployment class prior in ``classes`` order. Default (``prior`` None): the paper's
+    1000:1 between each majority class and each ``minority`` class."""
     if prior is None:
-        p = np.array([PAPER_PREVALENCE.get(c, 1.0) for c in classes], dtype=np.float64)
+        p = np.array(list(paper_prevalence(classes, minority).values()), dtype=np.float64)
     else:
         missing = [c for c in classes if c not in prior]
         if missing:
@@ -76,7 +75,7 @@ def normalise_prior(prior: dict[str, float] | None, classes: list[str]) -> np.nd
 
 def macro_auprc(y: np.ndarray, proba: np.ndarray, n_classes: int) -> float:
     """One-vs-rest average precision, averaged over classes present in ``y``."""
-    onehot = label_binarize(y, classes=list(range(n_classes)))
+    onehot = np.eye(n_classes, dtype=int)[y]  # label_binarize gives one column for two classes
     present = onehot.sum(0) > 0
     return float(average_precision_score(onehot[:, present], proba[:, present], average="macro"))
 
@@ -183,12 +182,17 @@ def train_classifier(
     tune: Particles,
     out: str | Path,
     cfg: ClassifierConfig,
+    *,
     resume: bool = False,
     progress: bool = True,
     device: str = "cpu",
     deploy_prior: dict[str, float] | None = None,
+    minority: tuple[str, ...] | None = None,
 ) -> ClassifierResult:
-    """Train, select the best epoch by tuning macro AUPRC, write the artefact to ``out``."""
+    """Train, select the best epoch by tuning macro AUPRC, write the artefact to ``out``.
+    ``deploy_prior`` (logit adjustment's target prevalence) defaults to the paper's 1000:1
+    between the majority classes and ``minority`` (default: the paper's minority classes
+    present, else every class but the most frequent)."""
     out = Path(out)
     state = resume_state(out, resume)
     classes = class_order(train.table["label"])
@@ -211,7 +215,11 @@ def train_classifier(
     metadata = {
         "train_counts": dict(zip(classes, counts.astype(int).tolist())),
         "train_prior": (counts / counts.sum()).tolist(),
-        "deploy_prior": normalise_prior(deploy_prior, classes).tolist()
+        "deploy_prior": normalise_prior(
+            deploy_prior,
+            classes,
+            default_minority(dict(zip(classes, counts))) if minority is None else minority,
+        ).tolist()
         if cfg.imbalance == "logit-adjust"
         else None,
     }

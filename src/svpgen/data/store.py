@@ -5,7 +5,13 @@ Layout (the data contract)::
     STORE/images.npy         uint8 N×64×64, opened as a read-only memmap
     STORE/particles.parquet  id, label, source, sha256, origin, native_h, native_w,
                              pixel_um, esd_um, + free instrument columns
-    STORE/store.json         format version, image size, classes, count, provenance
+    STORE/store.json         format version, image size, classes (+ the lab's original
+                             class names), count, provenance
+    STORE/measurements.parquet  optional: instrument rows without an image (an export
+                             that has none), kept for the morphology baselines
+
+Labels are normalised class names: the canonical classes or a lab's own
+(:mod:`svpgen.data.classes`), ``unknown`` for unlabelled particles.
 
 Every write builds the complete new store in a hidden sibling directory and swaps it in
 with renames, so a crash leaves either the old store or none — never a half-written one.
@@ -28,10 +34,11 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from svpgen.data.classes import CANONICAL_CLASSES, SOURCES, UNKNOWN
+from svpgen.data.classes import SOURCES, UNKNOWN, is_class_name, ordered_classes
 from svpgen.errors import SvpgenError
 
 FORMAT_VERSION = 1
+MEASUREMENTS = "measurements.parquet"
 REQUIRED_COLUMNS = (
     "id",
     "label",
@@ -122,10 +129,11 @@ def _validate(images: np.ndarray, table: pd.DataFrame, where: str) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise SvpgenError(f"{where}: table lacks required column(s) {', '.join(missing)}")
-    bad_labels = sorted(set(table["label"]) - set(CANONICAL_CLASSES) - {UNKNOWN})
+    bad_labels = sorted(str(v) for v in set(table["label"]) if not is_class_name(v))
     if bad_labels:
         raise SvpgenError(
-            f"{where}: unknown label(s) {bad_labels}; canonical: {list(CANONICAL_CLASSES)}"
+            f"{where}: label(s) {bad_labels} are not normalised class names "
+            "(lower case, words joined by '_'; see svpgen.data.classes.normalise_class_name)"
         )
     bad_sources = sorted(set(table["source"]) - set(SOURCES))
     if bad_sources:
@@ -180,6 +188,10 @@ class ParticleStore:
         self.images: np.ndarray = np.load(self.path / "images.npy", mmap_mode="r")
         self.table: pd.DataFrame = pd.read_parquet(self.path / "particles.parquet")
         _validate(self.images, self.table, str(self.path))
+        measured = self.path / MEASUREMENTS
+        self.measurements: pd.DataFrame = (
+            pd.read_parquet(measured) if measured.is_file() else pd.DataFrame()
+        )
 
     @classmethod
     def open(cls, path: str | Path) -> "ParticleStore":
@@ -191,6 +203,11 @@ class ParticleStore:
 
     def __repr__(self) -> str:
         return f"ParticleStore({str(self.path)!r}, n={len(self)})"
+
+    @property
+    def classes(self) -> list[str]:
+        """The labelled classes, in the store's order (canonical first, then a lab's own)."""
+        return [c for c in self.meta.get("classes", []) if c != UNKNOWN]
 
     @property
     def provenance(self) -> list[dict]:
@@ -234,23 +251,29 @@ class ParticleStore:
         particles: Particles,
         provenance: dict,
         mode: WriteMode = "create",
+        measurements: pd.DataFrame | None = None,
     ) -> "ParticleStore":
         """Write ``particles`` as a new store, or append them to / replace an existing one.
 
         ``create`` refuses an existing store or a non-empty directory at ``path``.
+        ``measurements``: instrument rows without an image, kept beside the particles.
         """
         path = Path(path)
         _recover_interrupted_swap(path)
         _validate(particles.images, particles.table, "new particles")
         previous = _existing_for(path, mode)
         table, history = _merged(path, previous, particles, provenance)
-        labels = set(table["label"])
+        old_measured = previous.measurements if previous is not None else pd.DataFrame()
+        parts = [m for m in (old_measured, measurements) if m is not None and len(m)]
+        measured = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        labels = set(table["label"]) | set(measured.get("label", []))
         meta = {
             "format_version": FORMAT_VERSION,
             "image_size": int(particles.images.shape[1]),
             "count": len(table),
-            "classes": [c for c in CANONICAL_CLASSES if c in labels]
-            + ([UNKNOWN] if UNKNOWN in labels else []),
+            "classes": ordered_classes(labels) + ([UNKNOWN] if UNKNOWN in labels else []),
+            "class_names": original_class_names(pd.concat([table, measured], ignore_index=True)),
+            "measurements": len(measured),
             "provenance": history,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -260,12 +283,23 @@ class ParticleStore:
             old_images = previous.images if previous is not None else None
             del previous  # the memmap goes with old_images, released before the directory moves
             _write_files(tmp, old_images, particles.images, table, meta)
+            if len(measured):
+                measured.to_parquet(tmp / MEASUREMENTS, index=False)
             del old_images
             _swap_in(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return cls(path)
+
+
+def original_class_names(table: pd.DataFrame) -> dict[str, list[str]]:
+    """Each label's original class names (the instrument's, a library's or a folder's, as
+    kept in ``vs_class``), for the store's record of its taxonomy."""
+    if "vs_class" not in table.columns or not len(table):
+        return {}
+    pairs = table[["label", "vs_class"]].dropna().astype(str).drop_duplicates()
+    return {label: sorted(g["vs_class"]) for label, g in pairs.groupby("label", sort=True)}
 
 
 def _existing_for(path: Path, mode: WriteMode) -> ParticleStore | None:
@@ -396,7 +430,26 @@ def describe(store: ParticleStore) -> str:
         f"store       {store.path}",
         f"particles   {len(store)}",
         f"image size  {store.meta['image_size']}×{store.meta['image_size']} uint8",
+        f"classes     {len(store.classes)}: {', '.join(store.classes) or '(none labelled)'}",
     ]
+    renamed = {
+        label: names
+        for label, names in store.meta.get("class_names", {}).items()
+        if names != [label]
+    }
+    if renamed:
+        lines.append(
+            "taxonomy    "
+            + "; ".join(
+                f"{label} ← {', '.join(repr(n) for n in names[:4])}{' …' if len(names) > 4 else ''}"
+                for label, names in renamed.items()
+            )
+        )
+    if len(store.measurements):
+        lines.append(
+            f"measurements {len(store.measurements)} instrument rows without an image "
+            f"({store.path / MEASUREMENTS})"
+        )
     if len(store):
         lines += [
             "",

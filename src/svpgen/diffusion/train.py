@@ -115,7 +115,7 @@ def load_training_images(
 class _Run:
     """The mutable state of one training run."""
 
-    model: UNet
+    model: torch.nn.Module  # the U-Net or the latent network
     ema: AveragedModel
     opt: torch.optim.Optimizer
     net: torch.nn.Module  # the model, or its DDP wrapper

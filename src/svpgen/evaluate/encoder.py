@@ -39,5 +39,5 @@ def train_particle_encoder(
 ) -> ClassifierResult:
     """Train the particle encoder on real labelled ``train`` images (model selection on ``tune``)."""
     return train_classifier(
-        train, tune, out, encoder_config(epochs, seed, preset), resume, device=device
+        train, tune, out, encoder_config(epochs, seed, preset), resume=resume, device=device
     )

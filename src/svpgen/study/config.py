@@ -31,6 +31,9 @@ PAPER_GRID = {
 }
 
 
+_RENAMED = {"eval_protein": "eval_majority", "tune_protein": "tune_majority"}  # older settings
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     """The whole two-phase study: data → diffusion → generation → Table 1 → grid → Table 2."""
@@ -55,18 +58,20 @@ class StudyConfig:
     selection_metric: str = "macro_auprc"  # on the tuning split
     baselines: tuple[str, ...] = ("logit-adjust",)  # imbalance baselines, run on baseline_dataset
     baseline_dataset: str = "Real-4"
-    minority: tuple[str, ...] = ("silicone_oil", "air_bubble")
+    # the study's classes, its minority classes (each gets a generator) and the deployment
+    # prevalence per class (in ``classes`` order, or {class: value}); None: derived — from the
+    # data's labelled classes with --data (else protein and the minority classes), the paper's
+    # silicone oil and air bubbles (where present; else every class but the most frequent),
+    # and 1000 per majority class : 1 per minority class. ``resolve_classes`` fills them in.
+    classes: tuple[str, ...] | None = None
+    minority: tuple[str, ...] | None = None
+    prevalence: tuple[float, ...] | dict[str, float] | None = None
     diffusion_images: int = 400  # per minority class, disjoint from everything else
-    eval_protein: int = (
-        30_000  # paper: 500,000; ≥ 30,000 measures a protein false-positive rate to ±0.05%
-    )
+    # evaluation images per majority class (protein in the paper; 500,000 there): ≥ 30,000
+    # measure a majority false-positive rate to ±0.05%
+    eval_majority: int = 30_000
     eval_minority: int = 1_000  # paper: 500
-    prevalence: tuple[float, float, float] = (
-        1000.0,
-        1.0,
-        1.0,
-    )  # protein : oil : bubble in deployment
-    tune_protein: int = 400
+    tune_majority: int = 400
     tune_minority: int = 100
     label_noise: float = 0.03  # simulated training pools; the evaluation set uses ground truth
     sampler: str | None = None  # None: each diffusion model's recommended sampler (config.json)
@@ -96,10 +101,27 @@ class StudyConfig:
             raise SvpgenError(
                 f"seeds must be ≥ 1 and bootstrap ≥ 50 (got {self.seeds}, {self.bootstrap})"
             )
-        if len(self.prevalence) != 1 + len(self.minority):
-            raise SvpgenError(
-                f"prevalence {self.prevalence} needs one value for protein and each of {self.minority}"
-            )
+        if self.classes is not None:
+            if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+                raise SvpgenError(f"a study needs ≥ 2 distinct classes (got {self.classes})")
+            strays = [c for c in self.minority or () if c not in self.classes]
+            if strays:
+                raise SvpgenError(f"minority class(es) {strays} are not among {self.classes}")
+            if self.minority is not None and len(self.minority) >= len(self.classes):
+                raise SvpgenError(f"minority {self.minority} leaves no majority class")
+            if isinstance(self.prevalence, tuple) and len(self.prevalence) != len(self.classes):
+                raise SvpgenError(
+                    f"prevalence {self.prevalence} needs one value per class {self.classes}"
+                )
+
+    @property
+    def majority(self) -> tuple[str, ...]:
+        """The classes that are not minority classes (protein in the paper)."""
+        return tuple(c for c in self.classes or () if c not in (self.minority or ()))
+
+    def prevalence_by_class(self) -> dict[str, float]:
+        """The deployment prevalence per class (a resolved config)."""
+        return dict(zip(self.classes, self.prevalence))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -107,10 +129,13 @@ class StudyConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "StudyConfig":
         known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
+        bad = sorted(set(d) - known - set(_RENAMED))
         if bad:
             raise SvpgenError(f"unknown study setting(s) {bad}; known: {', '.join(known)}")
         out = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        for old, new in _RENAMED.items():
+            if old in out:
+                out[new] = out.pop(old)
         if "grid" in out:
             out["grid"] = {
                 k: tuple(v) if isinstance(v, (list, tuple)) else (v,)
@@ -132,9 +157,9 @@ PRESETS: dict[str, StudyConfig] = {
         baselines=("weighted",),
         baseline_dataset="Real-0",
         diffusion_images=24,
-        eval_protein=300,
+        eval_majority=300,
         eval_minority=20,
-        tune_protein=40,
+        tune_majority=40,
         tune_minority=12,
         bootstrap=100,
         sampler_steps=4,
@@ -151,9 +176,9 @@ PRESETS: dict[str, StudyConfig] = {
         grid=dict(PAPER_GRID),
         baselines=("weighted", "oversample", "logit-adjust"),
         diffusion_images=1000,
-        eval_protein=500_000,
+        eval_majority=500_000,
         eval_minority=500,
-        tune_protein=4000,
+        tune_majority=4000,
         tune_minority=500,
         diffusion_preset="paper",
         classifier_preset="paper",

@@ -79,8 +79,8 @@ def study_trials(cfg: StudyConfig) -> list[Trial]:
 
 
 def deployment_prior(cfg: StudyConfig) -> dict[str, float]:
-    """The study's deployment prevalence by class (protein first, then the minority classes)."""
-    return dict(zip(("protein", *cfg.minority), cfg.prevalence))
+    """The study's deployment prevalence by class."""
+    return cfg.prevalence_by_class()
 
 
 def twin(trial: Trial) -> Trial | None:

@@ -130,6 +130,40 @@ def _figures(out: Path) -> list[tuple[Path, str]]:
     return figs
 
 
+def _names(classes: list[str]) -> str:
+    return ", ".join(c.replace("_", " ") for c in classes)
+
+
+def _intro(study: dict, t2) -> tuple[str, str]:
+    """The report's opening paragraph (the set-up, in the study's own class names) and the
+    prevalence as written in headings (1000:1:1)."""
+    cfg = study["config"]
+    classes, minority = cfg["classes"], cfg["minority"]
+    majority = [c for c in classes if c not in minority]
+    prevalence = ":".join(f"{p:g}" for p in cfg["prevalence"])
+    paper = classes == ["protein", "silicone_oil", "air_bubble"] and prevalence == "1000:1:1"
+    seeds = t2.seeds if t2 else cfg.get("seeds", 1)
+    int8 = " (int8 inference)" if cfg.get("eval_int8") else ""
+    text = (
+        f"Preset **{cfg['preset']}** (Table 1 scale {cfg['scale']:g}; data: {study['data']}). "
+        f"Classes: {_names(majority)} (majority) and {_names(minority)} (minority, each with a "
+        f"generator). Evaluation set: {cfg['eval_majority']:,} per majority / "
+        f"{cfg['eval_minority']:,} per minority class{int8}; metrics are reweighted to the "
+        f"deployment prevalence {prevalence} ({' : '.join(c.replace('_', ' ') for c in classes)})"
+        f"{', the paper' + chr(39) + 's 1000:1:1 setting' if paper else ''}. "
+        "P = per-class precision (paper Eq. 2, column-normalised), macro P = paper Eq. 3, "
+        "R = per-class recall, AUPRC = macro one-vs-rest average precision. Minority precision "
+        "at such a prevalence is dominated by majority-class false positives; the values the "
+        "paper reports as precision behave like recall — both are shown. Intervals: 95% "
+        f"stratified bootstrap over the evaluation set ({t2.n_boot if t2 else 0} replicates, "
+        "resampled within each true class, reweighted like the estimate; basic bootstrap "
+        f"interval){' and over the ' + str(seeds) + ' training seeds' if seeds > 1 else ''}. "
+        "Differences are paired: every model was evaluated on the same images, so each "
+        "replicate compares them on the same sample."
+    )
+    return text, prevalence
+
+
 def write_report(out: str | Path) -> dict:
     """Write ``OUT/report/{report.md, table2.csv, table2_as_sampled.csv, report.html}``."""
     out = Path(out)
@@ -158,20 +192,7 @@ def write_report(out: str | Path) -> dict:
         )
     }
     stages.sort(key=lambda s: order.get(s["stage"], 9))
-    prevalence = ":".join(f"{p:g}" for p in cfg["prevalence"])
-    eval_ratio = f"{cfg['eval_protein']:,} protein / {cfg['eval_minority']:,} per minority class"
-    seeds = t2.seeds if t2 else cfg.get("seeds", 1)
-    intro = (
-        f"Preset **{cfg['preset']}** (Table 1 scale {cfg['scale']:g}; data: {study['data']}). "
-        f"Evaluation set: {eval_ratio}{' (int8 inference)' if cfg.get('eval_int8') else ''}; metrics are reweighted to the deployment prevalence {prevalence} "
-        "(protein : silicone oil : air bubble), the paper's 1000:1:1 setting. P = per-class precision "
-        "(paper Eq. 2, column-normalised), macro P = paper Eq. 3, R = per-class recall, AUPRC = macro one-vs-rest "
-        "average precision. Minority precision at 1000:1 is dominated by protein false positives; the values the "
-        "paper reports as precision behave like recall — both are shown. "
-        f"Intervals: 95% stratified bootstrap over the evaluation set ({t2.n_boot if t2 else 0} replicates, resampled within each "
-        f"true class, reweighted like the estimate; basic bootstrap interval){' and over the ' + str(seeds) + ' training seeds' if seeds > 1 else ''}. "
-        "Differences are paired: every model was evaluated on the same images, so each replicate compares them on the same sample."
-    )
+    intro, prevalence = _intro(study, t2)
     answers = answer_sentences(comparisons) if not comparisons.empty else []
     readable = with_intervals(at_prev) if not at_prev.empty else pd.DataFrame()
     comp_readable = (

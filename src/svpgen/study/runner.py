@@ -63,11 +63,11 @@ def _stage_data(cfg: StudyConfig, out: Path, data: Path | None) -> dict:
 
     sizes = pool_sizes(cfg)
     sizes.pop("eval")
-    total = {c: sum(s.get(c, 0) for s in sizes.values()) for c in ("protein", *cfg.minority)}
+    total = {c: sum(s.get(c, 0) for s in sizes.values()) for c in cfg.classes}
     pool = simulate(
         total, seed=cfg.seed, config=SimConfig(label_noise=cfg.label_noise), progress=True
     ).particles
-    eval_counts = {"protein": cfg.eval_protein, **{c: cfg.eval_minority for c in cfg.minority}}
+    eval_counts = pool_sizes(cfg)["eval"]
     evaluation = simulate(
         eval_counts, seed=cfg.seed + 1_000_000, config=SimConfig(label_noise=0.0), progress=True
     ).particles
@@ -276,7 +276,7 @@ def _evaluate_job(
     from svpgen.evaluate.evaluation import evaluate_model
 
     trial = _trial(rec)
-    prevalence = ":".join(f"{p:g}" for p in cfg.prevalence)
+    prevalence = ",".join(f"{c}={p:g}" for c, p in cfg.prevalence_by_class().items())
     evaluate_model(
         trial.run_dir(out / "runs"),
         out / "data" / "eval",
@@ -341,23 +341,42 @@ def run_study(
     workers: int = 2,
     echo: Callable[[str], None] = print,
 ) -> dict:
-    """Run (or resume) the whole study in ``out``; returns the per-stage records."""
+    """Run (or resume) the whole study in ``out``; returns the per-stage records.
+
+    The config's classes, minority classes and prevalence are resolved first — from the
+    labelled classes of ``data`` (a store of the lab's own particles, whose pools are then
+    fitted to what it holds) or for the simulator."""
+    from svpgen.study.datasets import data_counts, fit_to_data, resolve_classes
+
     out = Path(out)
+    counts = data_counts(ParticleStore(data)) if data else None
+    cfg = resolve_classes(cfg, counts)
+    fitted = ""
+    if counts is not None:
+        cfg, fitted = fit_to_data(cfg, counts)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "study.json"
     if saved.exists():
         previous = json.loads(saved.read_text())
         if previous["config"] != json.loads(json.dumps(cfg.to_dict())):
             raise SvpgenError(
-                f"{out} holds a study with different settings; resume it with the same preset/config or choose a new --out"
+                f"{out} holds a study with different settings; resume it with the same "
+                "preset/config or choose a new --out"
             )
     else:
         write_json(saved, {"config": cfg.to_dict(), "data": str(data) if data else "simulated"})
     log = StudyLog(out, echo)
     jobs = local_workers(workers, device)
     log(
-        f"study {cfg.preset} → {out} (device {device}, backend {backend}, {jobs} job(s) at a time here)"
+        f"study {cfg.preset} → {out} (device {device}, backend {backend}, "
+        f"{jobs} job(s) at a time here)"
     )
+    log(
+        f"classes {', '.join(cfg.classes)}; minority {', '.join(cfg.minority)}; deployment "
+        f"prevalence {':'.join(f'{p:g}' for p in cfg.prevalence)}"
+    )
+    if fitted:
+        log(fitted)
     records = {
         "data": _stage(
             out, "data", log, lambda: _stage_data(cfg, out, Path(data) if data else None)

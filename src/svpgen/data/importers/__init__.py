@@ -3,7 +3,12 @@
 What an input is comes from its content (:mod:`svpgen.data.importers.sniff`), not only its
 extension: FlowCam runs (``.lst`` + collages, with an optional ``.cla`` classification),
 FlowCam libraries (``.flb`` + ``_lib_images_`` collages, anywhere below a folder), FlowCam
-particle CSV exports, MFI CSV exports, or a folder-per-class image tree.
+particle CSV exports, MFI CSV exports, bare collage images (split into their tiles), or a
+folder-per-class image tree (whose collages are split too).
+
+Class names are the lab's own: every original name is kept in ``vs_class`` and all of an
+import's names become labels together (a class map first, then the canonical synonyms,
+else the name itself; :func:`svpgen.data.classes.resolve_class_names`).
 
 Every skipped input is listed with its reason in ``OUT/import_report.csv``; the import
 fails only when nothing usable was found, and it never half-writes the store.
@@ -11,6 +16,7 @@ fails only when nothing usable was found, and it never half-writes the store.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,17 +24,19 @@ from typing import Literal
 import pandas as pd
 
 from svpgen.atomic import write_csv
-from svpgen.data.classes import UNKNOWN, canonical_label
+from svpgen.data.classes import UNKNOWN, class_label
+from svpgen.data.images import IMAGE_SUFFIXES, ImageReadError, read_gray8
+from svpgen.data.importers.collage import collage_tiles
 from svpgen.data.importers.common import Collector
 from svpgen.data.importers.flowcam import import_flowcam_csv, import_list
-from svpgen.data.importers.folder import import_folder
+from svpgen.data.importers.folder import import_folder, import_images
 from svpgen.data.importers.mfi import import_mfi
 from svpgen.data.importers.sniff import sniff
 from svpgen.data.preprocess import FitMode
 from svpgen.data.store import Particles, ParticleStore, WriteMode, provenance_record
 from svpgen.errors import SvpgenError
 
-ImportFormat = Literal["auto", "folder", "flowcam", "mfi"]
+ImportFormat = Literal["auto", "folder", "collage", "flowcam", "mfi"]
 _TABLE_SUFFIXES = (".lst", ".flb", ".csv", ".txt")
 
 
@@ -39,6 +47,9 @@ class ImportResult:
     particles: Particles
     report: pd.DataFrame
     format: str
+    measurements: pd.DataFrame  # instrument rows without an image
+    class_labels: dict[str, str]  # each original class name → its label
+    unmatched_map_entries: list[str]  # class-map entries no class name matched
 
     def skip_counts(self) -> pd.Series:
         """Skipped inputs per reason (details in parentheses folded away)."""
@@ -76,15 +87,27 @@ def _find_inputs(src: Path) -> _Inputs:
 
 
 def detect_format(src: Path, inputs: _Inputs | None = None) -> str:
-    """'flowcam', 'mfi' or 'folder' for a source (a folder or a single file)."""
+    """'flowcam', 'mfi', 'collage' (a single collage image) or 'folder' for a source."""
     inputs = inputs or _find_inputs(src)
     if inputs.lists or inputs.libraries or inputs.flowcam_csvs:
         return "flowcam"
     if inputs.mfi_csvs:
         return "mfi"
     if src.is_file():
+        if src.suffix.lower() in IMAGE_SUFFIXES:
+            try:
+                gray = read_gray8(src)
+            except ImageReadError as err:
+                raise SvpgenError(f"{src}: unreadable image ({err})") from None
+            if collage_tiles(gray) is not None:
+                return "collage"
+            raise SvpgenError(
+                f"{src}: an image that is no collage (no black background holding ≥ 2 "
+                "particle tiles); import single-particle images as a folder"
+            )
         raise SvpgenError(
-            f"{src}: cannot tell the format of this file (expected a FlowCam .lst/.flb, a FlowCam particle CSV or an MFI CSV)"
+            f"{src}: cannot tell the format of this file (expected a FlowCam .lst/.flb, "
+            "a FlowCam particle CSV, an MFI CSV or a collage image)"
         )
     return "folder"
 
@@ -115,63 +138,82 @@ def _import_flowcam(src: Path, inputs: _Inputs, collector: Collector) -> None:
 
 def read_source(
     src: str | Path,
+    *,
     fmt: ImportFormat = "auto",
     fit: FitMode = "crop",
     drop_edge: bool = False,
     label: str | None = None,
+    class_map: Mapping[str, str] | None = None,
+    pixel_um: float | None = None,
 ) -> ImportResult:
     """Read ``src`` into memory (preprocessed 64×64 crops + table + report). ``label``
-    assigns one class to every particle (a run of a single-class sample)."""
+    assigns one class to every particle (a run of a single-class sample); ``class_map``
+    maps the lab's class names (lab name → class) before the synonyms do; ``pixel_um``
+    sets µm per pixel for images that carry none (collages, image folders)."""
     src = Path(src)
     if not src.exists():
         raise SvpgenError(f"{src}: no such file or directory")
-    if label is not None:
-        canon = canonical_label(label)
-        if canon in (None, UNKNOWN):
-            raise SvpgenError(
-                f"--label {label!r} is not a particle class (e.g. protein, silicone_oil, air_bubble)"
-            )
-        label = canon
-    inputs = None if fmt == "folder" else _find_inputs(src)
+    if label is not None and class_label(label) == UNKNOWN:
+        raise SvpgenError(f"--label {label!r} is not a class name (e.g. silicone_oil, protein)")
+    if pixel_um is not None and not pixel_um > 0:
+        raise SvpgenError(f"--pixel-um must be > 0 (got {pixel_um})")
+    inputs = None if fmt in ("folder", "collage") else _find_inputs(src)
     fmt = detect_format(src, inputs) if fmt == "auto" else fmt
-    collector = Collector(fit, label)
-    if fmt == "folder":
-        if not src.is_dir():
+    collector = Collector(fit, label, class_map)
+    if fmt in ("folder", "collage"):
+        if src.is_dir():
+            import_folder(src, collector, pixel_um)
+        elif fmt == "collage":
+            import_images([src], src.parent, collector, None, pixel_um)
+        else:
             raise SvpgenError(f"{src}: the folder format needs a directory")
-        import_folder(src, collector)
     elif fmt == "flowcam":
         _import_flowcam(src, inputs, collector)
     elif fmt == "mfi":
         if not inputs.mfi_csvs:
             raise SvpgenError(
-                f"{src}: no header line containing 'ECD' and MFI particle columns found; no MFI CSV export"
+                f"{src}: no header line containing 'ECD' and MFI particle columns found; "
+                "no MFI CSV export"
             )
         for csv in inputs.mfi_csvs:
             import_mfi(csv, collector, _prefix(csv, src), drop_edge=drop_edge)
     else:
-        raise SvpgenError(f"unknown format {fmt!r} (use auto, folder, flowcam or mfi)")
-    return ImportResult(collector.particles(), collector.report_frame(), fmt)
+        raise SvpgenError(f"unknown format {fmt!r} (use auto, folder, collage, flowcam or mfi)")
+    return ImportResult(
+        collector.particles(),
+        collector.report_frame(),
+        fmt,
+        collector.measurements(),
+        collector.labels(),
+        collector.unmatched_map_entries(),
+    )
 
 
 def import_source(
     src: str | Path,
     out: str | Path,
-    fmt: ImportFormat = "auto",
-    fit: FitMode = "crop",
+    *,
     mode: WriteMode = "create",
-    drop_edge: bool = False,
     command: str = "svpgen import",
-    label: str | None = None,
+    **options,
 ) -> tuple[ParticleStore, ImportResult]:
-    """Import ``src`` into the store ``out``; write ``out/import_report.csv``."""
-    result = read_source(src, fmt, fit, drop_edge, label)
+    """Import ``src`` into the store ``out`` (``options``: those of :func:`read_source`);
+    write ``out/import_report.csv``. Instrument rows without any image are kept as the
+    store's measurements."""
+    result = read_source(src, **options)
     out = Path(out)
-    if len(result.particles) == 0:
+    if len(result.particles) == 0 and len(result.measurements) == 0:
         counts = ", ".join(f"{n} {r}" for r, n in result.skip_counts().items()) or "no files"
         raise SvpgenError(f"{src}: nothing usable found ({counts})")
     record = provenance_record(
-        command, source_path=str(Path(src).resolve()), format=result.format, fit=fit, label=label
+        command,
+        source_path=str(Path(src).resolve()),
+        format=result.format,
+        **{k: v for k, v in options.items() if v is not None and k not in ("fmt", "class_map")},
+        **({"class_map": dict(options["class_map"])} if options.get("class_map") else {}),
     )
-    store = ParticleStore.write(out, result.particles, record, mode=mode)
+    store = ParticleStore.write(
+        out, result.particles, record, mode=mode, measurements=result.measurements
+    )
     write_csv(out / "import_report.csv", result.report)
     return store, result

@@ -8,8 +8,9 @@ versions (57, 64, 65… fields), so fields are found by name. Crop =
 start at 2). ``cal_const`` is µm per pixel; ESD = ``esd_diameter`` when present, else
 ``(raw_feret_mean − fringe_size)·cal_const``.
 
-Labels from the instrument, kept per particle in ``vs_class`` and mapped to a canonical
-label by :func:`~svpgen.data.classes.label_from_name` (else ``unknown``): a library's
+Labels from the instrument, kept per particle in ``vs_class`` and turned into labels
+with the import's other class names (:func:`~svpgen.data.classes.resolve_class_names`: a
+canonical synonym maps to its class, any other name is the lab's own class): a library's
 particles carry the library's name; a ``.cla`` classification beside a ``.lst`` names the
 particle ids of each class. ``.cla`` layout: ``v3``, the number of classifications, then
 per classification its name and number of classes, and per class: name, ``OR``/``AND``,
@@ -25,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from svpgen.data.classes import UNKNOWN, label_from_name
 from svpgen.data.images import ImageReadError, read_gray8
 from svpgen.data.importers.common import Collector
 from svpgen.data.importers.sniff import find_header_line, normalise_header
 from svpgen.errors import SvpgenError
 
+CSV_CLASS_COLUMNS = ("class", "classification", "label", "class_name", "category")
 _LST_TYPES = {"int32": int, "double": float, "string": str, "guid": str, "timestamp": str}
 _SUMMARY_START = re.compile(r"^=+\s*run summar(?:y|ies)\s*=+$", re.IGNORECASE)
 _SECTION = re.compile(r"^=+.*=+$")
@@ -262,7 +263,6 @@ def import_list(path: Path, collector: Collector, prefix: str, library: bool = F
             vs_class, scheme = extras.pop("class", None), None
         row = {
             "id": f"{prefix}:{pid}",
-            "label": label_from_name(vs_class) if vs_class else UNKNOWN,
             "origin": f"{collage}@{x},{y}",
             "pixel_um": cal,
             "esd_um": _esd(fields, cal),
@@ -334,12 +334,11 @@ def import_flowcam_csv(csv: Path, collector: Collector, prefix: str) -> None:
         pid = rec.get("particle_id", rec.get("name", line_no - 1))
         pid = int(pid) if isinstance(pid, float) and pid.is_integer() else pid
         vs_class = next(
-            (rec.pop(k) for k in ("class", "classification") if k in rec and not pd.isna(rec[k])),
+            (rec.pop(k) for k in CSV_CLASS_COLUMNS if k in rec and not pd.isna(rec[k])),
             None,
         )
         row = {
             "id": f"{prefix}:{pid}",
-            "label": label_from_name(vs_class) if vs_class else UNKNOWN,
             "origin": f"{name}@{x},{y}",
             "pixel_um": float(rec.get("calibration_factor", np.nan)),
             "esd_um": float(rec.get("diameter_esd", np.nan)),

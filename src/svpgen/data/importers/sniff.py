@@ -4,7 +4,9 @@
 * FlowCam (VisualSpreadsheet) particle CSV exports: a header with ``Image File`` and the
   crop box or other particle columns (``Particle ID``, ``Diameter (ESD)``…).
 * MFI (MVAS) CSV exports: a header (after a free-form preamble) with an ``ECD`` column
-  and at least two other MFI particle columns (``Frame #``, ``X Left``, ``Edge Particle``…).
+  and at least two other MFI particle columns (``Frame #``, ``X Left``, ``Edge Particle``…),
+  in MVAS's own spelling or in the lower snake case labs keep their tables in
+  (``particle_id, frame_num, ecd_um, intensity_mean, x_left…``; :func:`mfi_column_name`).
   A cell that merely *starts* with "ECD" (a GUID such as ``ECD3F2A1-…``) does not count.
 """
 
@@ -60,6 +62,35 @@ MFI_COLUMNS = frozenset(
 )
 
 
+# lower-snake-case spellings of MVAS columns in labs' own tables
+MFI_ALIASES = {
+    "particle_id": "number",
+    "particle_no": "number",
+    "frame": "frame_number",
+    "frame_num": "frame_number",
+    "frame_no": "frame_number",
+    "frame_id": "frame_number",
+    "particle_num": "particle_number",
+    "particle_in_frame": "particle_number",
+    "timestamp": "time_stamp",
+    "area_pixels": "area",
+    "intensity_sd": "intensity_std",
+}
+_UNIT_SUFFIXES = ("_um2", "_um", "_px", "_pixels", "_s")
+
+
+def mfi_column_name(name: str) -> str:
+    """An MFI column's name as svpgen keys it: :func:`normalise_header`, then the snake-case
+    aliases (``frame_num`` → ``frame_number``) and trailing units (``ecd_um`` → ``ecd``)."""
+    key = normalise_header(name)
+    key = MFI_ALIASES.get(key, key)
+    for suffix in _UNIT_SUFFIXES:
+        stem = key.removesuffix(suffix)
+        if stem != key and (stem in MFI_COLUMNS or stem == "ecd"):
+            return stem
+    return key
+
+
 def normalise_header(name: str) -> str:
     """'Diameter (ESD) (µm)' → 'diameter_esd'; 'Image Height (px)' → 'image_height'.
 
@@ -103,8 +134,9 @@ def is_mfi_header(cells: set[str]) -> bool:
 def find_header_line(path: Path, kind: str) -> int | None:
     """0-based index of the first line that is a ``kind`` ("flowcam" or "mfi") CSV header."""
     test = is_flowcam_header if kind == "flowcam" else is_mfi_header
+    name = normalise_header if kind == "flowcam" else mfi_column_name
     for i, line in enumerate(head_lines(path)):
-        if "," in line and test({normalise_header(c) for c in _cells(line)}):
+        if "," in line and test({name(c) for c in _cells(line)}):
             return i
     return None
 
