@@ -158,7 +158,7 @@ def test_background_centres_on_b(sim):
 def test_one_feature_rule_is_not_enough(sim):
     y = sim.table["true_label"].to_numpy()
     mean_intensity = sim.images.reshape(len(y), -1).mean(1, keepdims=True)
-    from svpgen.evaluate.morphology import aspect_ratios
+    from svpgen.data.morphology import aspect_ratios
 
     aspect = aspect_ratios(sim.images)[:, None]
     for feature in (mean_intensity, aspect):

@@ -100,8 +100,19 @@ def test_smoke_study_killed_mid_grid_resumes(tmp_path):
     assert not list((out / "runs").glob("*/*/*/training_state.pt"))
     assert len(list((out / "runs").glob("*/*/*/model.safetensors"))) == total
     table = pd.read_csv(out / "report" / "table2.csv")
-    assert set(table["dataset"]) == {"Real-0", "Mixed-2"} and len(table) == 3
+    cnn = table[table["model"] == "resnet18"]
+    assert set(cnn["dataset"]) == {"Real-0", "Mixed-2"} and len(cnn) == 3
     assert table["macro AUPRC"].between(0, 1).all()
+    # the morphology baselines, fitted on each Real-n, on the same evaluation set
+    baselines = set(zip(table["model"], table["dataset"])) - set(zip(cnn["model"], cnn["dataset"]))
+    assert baselines == {(k, d) for k in ("rules", "forest") for d in ("Real-0", "Real-2")}
+    pairs = pd.read_csv(out / "report" / "comparisons.csv")
+    assert {"rules/Real-2", "forest/Real-2"} <= set(
+        pairs[pairs["candidate"] == "resnet18/Mixed-2"]["reference"]
+    )
+    report = (out / "report" / "report.md").read_text()
+    assert "CNN cells against the instrument's morphology parameters" in report
+    assert "rules on Real-2: rules: " in report and "otherwise protein" in report
     html = (out / "report" / "report.html").read_text()
     assert "data:image/png;base64," in html and "Table 2" in html
     # disjoint pools, checked again from the outside

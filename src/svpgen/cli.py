@@ -618,6 +618,54 @@ def train_classifier_cmd(
     )
 
 
+@main.command("train-baseline")
+@click.argument("store", type=_existing("dir"))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--kind",
+    type=click.Choice(["rules", "forest", "boosting"]),
+    default="forest",
+    show_default=True,
+    help="rule filters on the morphology parameters, a random forest, or gradient boosting",
+)
+@click.option(
+    "--features",
+    type=click.Choice(["auto", "computed", "instrument"]),
+    default="auto",
+    show_default=True,
+    help="the export's own parameter columns where every particle has them (auto), always "
+    "computed from the crops, or the export's columns only (rows without images count too)",
+)
+@click.option(
+    "--deploy-prior",
+    help="prevalence the rules are fitted for, e.g. protein=1000,silicone_oil=1 "
+    "(default: 1000 per majority class, 1 per --minority class)",
+)
+@_minority_option()
+@click.option("--seed", default=0, show_default=True)
+def train_baseline_cmd(store, out, kind, features, deploy_prior, minority, seed):
+    """Fit the field's baseline on a store's labelled particles: rule filters or a random
+    forest on the instrument's morphology parameters (aspect ratio, intensity, ESD…)."""
+    from svpgen.classify.run import run_train_baseline
+
+    prior = _prevalence(deploy_prior)
+    if isinstance(prior, tuple):
+        raise SvpgenError(
+            "--deploy-prior takes class=value pairs, e.g. protein=1000,silicone_oil=1"
+        )
+    click.echo(
+        run_train_baseline(
+            store,
+            out,
+            kind,
+            features=features,
+            deploy_prior=prior,
+            minority=_class_names(minority),
+            seed=seed,
+        )
+    )
+
+
 @main.command()
 @click.argument("model", type=_existing("dir"))
 @click.argument("input_path", metavar="INPUT", type=_existing())

@@ -139,6 +139,13 @@ class Classifier:
             self.predict_proba(images, batch_size).argmax(1)
         ]
 
+    def predict_proba_table(
+        self, images: np.ndarray, table=None, batch_size: int = 256
+    ) -> np.ndarray:
+        """:meth:`predict_proba` under the interface every svpgen model shares (the CNN
+        reads the crops only; a morphology baseline also reads the table rows)."""
+        return self.predict_proba(images, batch_size)
+
     def embed(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Penultimate-layer features N×d (float64): the particle encoder's feature space."""
         return batched_outputs(
@@ -147,3 +154,13 @@ class Classifier:
 
     def __repr__(self) -> str:
         return f"Classifier({self.config.arch}, classes={self.classes}, path={str(self.path) if self.path else None!r})"
+
+
+def load_model(path: str | Path, device: str = "auto"):
+    """Any trained svpgen classifier directory: the CNN (:class:`Classifier`) or a morphology
+    baseline (:class:`~svpgen.classify.baselines.MorphologyModel`)."""
+    from svpgen.classify.baselines import MorphologyModel, is_baseline
+
+    if is_baseline(path):
+        return MorphologyModel.from_pretrained(path)
+    return Classifier.from_pretrained(path, device)

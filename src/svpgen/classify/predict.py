@@ -11,7 +11,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from svpgen.atomic import write_csv
-from svpgen.classify.classifier import Classifier
+from svpgen.classify.classifier import Classifier, load_model
 from svpgen.errors import SvpgenError
 
 # instrument size columns carried into predictions when present
@@ -29,27 +29,31 @@ SIZE_COLUMNS = (
 
 
 def predictions_table(
-    clf: Classifier,
-    images: np.ndarray,
+    clf,
+    images: np.ndarray | None,
     table: pd.DataFrame,
     batch_size: int = 512,
     progress: bool = False,
     proba: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """id, origin, predicted, confidence, p_<class>…, the size columns present, and the
-    label (and instrument class) when the input carries them. ``proba``: the class
-    probabilities when they are already known (the images are then not classified)."""
+    label (and instrument class) when the input carries them. ``clf``: any svpgen model
+    (:func:`~svpgen.classify.classifier.load_model`); ``images`` None for a baseline that
+    reads export columns only. ``proba``: the class probabilities when they are already
+    known (the particles are then not classified)."""
     if proba is None:
-        proba = np.empty((len(images), len(clf.classes)))
-        bar = tqdm(total=len(images), unit="img", desc="classify", disable=not progress)
+        n = len(table)
+        proba = np.empty((n, len(clf.classes)))
+        bar = tqdm(total=n, unit="img", desc="classify", disable=not progress)
         chunk = batch_size * 16
-        for start in range(0, len(images), chunk):
-            proba[start : start + chunk] = clf.predict_proba(
-                np.asarray(images[start : start + chunk]), batch_size
-            )
-            bar.update(min(chunk, len(images) - start))
+        for start in range(0, n, chunk):
+            rows = slice(start, start + chunk)
+            part = None if images is None else np.asarray(images[rows])
+            proba[rows] = clf.predict_proba_table(part, table.iloc[rows])
+            bar.update(min(chunk, n - start))
         bar.close()
-    out = pd.DataFrame({"id": table["id"].to_numpy(), "origin": table["origin"].to_numpy()})
+    origin = table["origin"].to_numpy() if "origin" in table.columns else ""
+    out = pd.DataFrame({"id": table["id"].to_numpy(), "origin": origin})
     out["predicted"] = np.asarray(clf.classes, dtype=object)[proba.argmax(1)]
     out["confidence"] = proba.max(1)
     for i, c in enumerate(clf.classes):
@@ -64,20 +68,38 @@ def predictions_table(
     return out
 
 
-def load_input(path: str | Path) -> tuple[np.ndarray, pd.DataFrame, str]:
-    """(images, table, source kind) from a store, a folder tree or an instrument export."""
+def load_input(path: str | Path) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame, str]:
+    """(images, table, measurements without images, source kind) from a store, a folder
+    tree or an instrument export."""
     from svpgen.data.store import ParticleStore, is_store
 
     path = Path(path)
     if is_store(path):
         store = ParticleStore(path)
-        return store.images, store.table, "store"
+        return store.images, store.table, store.measurements, "store"
     from svpgen.data.importers import read_source
 
     result = read_source(path)
-    if len(result.particles) == 0:
+    if len(result.particles) == 0 and len(result.measurements) == 0:
         raise SvpgenError(f"{path}: no usable particles to classify")
-    return result.particles.images, result.particles.table, result.format
+    return result.particles.images, result.particles.table, result.measurements, result.format
+
+
+def model_inputs(
+    model, images: np.ndarray, table: pd.DataFrame, measurements: pd.DataFrame, where: str
+) -> tuple[np.ndarray | None, pd.DataFrame]:
+    """What a model reads of an input: the particles' crops and rows — or, for a baseline
+    that reads export columns only, every row (measurements without images included) and
+    no crops."""
+    sources = getattr(model, "sources", None)
+    if sources is not None and "computed" not in sources.values():
+        rows = [t for t in (table, measurements) if len(t)]
+        return None, pd.concat(rows, ignore_index=True) if rows else table
+    if len(table) == 0:
+        raise SvpgenError(
+            f"{where}: no particle images (measurements only); this model reads crops"
+        )
+    return images, table
 
 
 def classify_input(
@@ -92,9 +114,10 @@ def classify_input(
     """Classify every particle of ``input_path`` and write the predictions CSV ``out``;
     returns (predictions, input kind, seconds). ``int8`` calibrates int8 inference on the input."""
     start = time.perf_counter()
-    clf = Classifier.from_pretrained(model, device)
-    images, table, kind = load_input(input_path)
-    if int8:
+    clf = load_model(model, device)
+    images, table, measurements, kind = load_input(input_path)
+    images, table = model_inputs(clf, images, table, measurements, str(input_path))
+    if int8 and isinstance(clf, Classifier):
         clf.quantize(images)
     pred = predictions_table(clf, images, table, batch_size, progress=progress)
     write_csv(out, pred)

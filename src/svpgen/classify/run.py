@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from svpgen.classify.config import ClassifierConfig
 from svpgen.classify.train import train_classifier
@@ -72,4 +73,45 @@ def run_train_classifier(
         f"trained {cfg.arch} ({cfg.imbalance}) on {len(train)} images, tuned on {len(tune)}: "
         f"best epoch {result.best_epoch} of {result.epochs_run}, tuning macro AUPRC {result.best_score:.3f}, "
         f"{result.seconds / 60:.1f} min\nmodel: {Path(out)}/model.safetensors + config.json; history: {Path(out)}/history.csv"
+    )
+
+
+def run_train_baseline(
+    store_path: str | Path,
+    out: str | Path,
+    kind: str,
+    *,
+    features: str = "auto",
+    deploy_prior: dict[str, float] | None = None,
+    minority: tuple[str, ...] | None = None,
+    seed: int = 0,
+) -> str:
+    """Fit a morphology baseline (rules, forest or boosting) on a store's labelled particles
+    (and its measurements without images, when the features are export columns); return
+    the summary text with the fitted rules."""
+    from svpgen.classify.baselines import MorphologyModel
+    from svpgen.data.classes import default_minority, paper_prevalence
+
+    store = ParticleStore(store_path)
+    particles = store.table["label"] != "unknown"
+    measured = store.measurements
+    if len(measured):
+        measured = measured[measured["label"] != "unknown"]
+    if particles.any() and not (features == "instrument" and len(measured)):
+        data = store.take(np.flatnonzero(particles.to_numpy()))
+        images, table = data.images, data.table
+    elif len(measured):  # export columns only: the rows without images count too
+        rows = [store.table[particles], measured]
+        images, table, features = None, pd.concat(rows, ignore_index=True), "instrument"
+    else:
+        raise SvpgenError(f"{store_path}: no labelled particles to fit on")
+    counts = table["label"].value_counts().to_dict()
+    minority = minority if minority is not None else default_minority(counts)
+    prior = deploy_prior or paper_prevalence(counts, minority)
+    model = MorphologyModel.fit(kind, images, table, prior=prior, features=features, seed=seed)
+    model.save_pretrained(out)
+    return (
+        f"fitted {kind} on {len(table)} particles ({', '.join(f'{c} {n}' for c, n in counts.items())})"
+        f"\n{model.describe()}\nmodel: {Path(out)}/config.json"
+        + (" + model.skops" if kind != "rules" else "")
     )

@@ -1,5 +1,6 @@
-"""``svpgen evaluate``: a trained classifier on a labelled store → metrics.json, metrics.md,
-confusion matrices, PR curves and a gallery of confident mistakes."""
+"""``svpgen evaluate``: a trained classifier (the CNN or a morphology baseline) on a labelled
+store → metrics.json, metrics.md, confusion matrices, PR curves and a gallery of confident
+mistakes."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from svpgen.atomic import write_csv, write_json, write_text
-from svpgen.classify.classifier import Classifier
-from svpgen.classify.predict import predictions_table
+from svpgen.classify.classifier import Classifier, load_model
+from svpgen.classify.predict import model_inputs, predictions_table
 from svpgen.data.store import ParticleStore
 from svpgen.errors import SvpgenError
 from svpgen.evaluate.metrics import classification_metrics, prevalence_weights
@@ -91,38 +92,49 @@ def evaluate_model(
     store_path: str | Path,
     out: str | Path,
     prevalence: str | None = None,
+    *,
     figures: bool = True,
     progress: bool = True,
     truth_column: str = "label",
     int8: bool = False,
     twin_predictions: str | Path | None = None,
+    features: pd.DataFrame | None = None,
 ) -> dict:
-    """Evaluate on every particle whose ``truth_column`` is one of the model's classes
-    (``true_label`` holds the simulator's ground truth before label noise). ``int8``
-    evaluates with int8 inference (calibrated on the evaluation images, no labels).
-    ``twin_predictions``: for a logit-adjusted model, the ``predictions.csv`` of the same
-    weights without the adjustment on the same store (and inference); its probabilities
-    are adjusted instead of running the network again."""
+    """Evaluate any svpgen model (the CNN or a morphology baseline) on every particle whose
+    ``truth_column`` is one of the model's classes (``true_label`` holds the simulator's
+    ground truth before label noise). ``int8`` evaluates the CNN with int8 inference
+    (calibrated on the evaluation images, no labels). ``twin_predictions``: for a
+    logit-adjusted model, the ``predictions.csv`` of the same weights without the
+    adjustment on the same store (and inference); its probabilities are adjusted instead
+    of running the network again. ``features``: a baseline's features of the store's rows,
+    computed once for several baselines."""
     from svpgen import plots
 
     out = Path(out)
-    clf = Classifier.from_pretrained(model_dir)
+    clf = load_model(model_dir)
     store = ParticleStore(store_path)
-    if truth_column not in store.table.columns:
+    images, table = model_inputs(
+        clf, store.images, store.table, store.measurements, str(store_path)
+    )
+    if truth_column not in table.columns:
         raise SvpgenError(
-            f"{store_path}: no column {truth_column!r} (columns: {', '.join(store.table.columns[:12])}…)"
+            f"{store_path}: no column {truth_column!r} (columns: {', '.join(table.columns[:12])}…)"
         )
-    keep = np.flatnonzero(store.table[truth_column].isin(clf.classes).to_numpy())
+    keep = np.flatnonzero(table[truth_column].isin(clf.classes).to_numpy())
     if len(keep) == 0:
         raise SvpgenError(
             f"{store_path}: no particles labelled with the model's classes {clf.classes}"
         )
-    table = store.table.iloc[keep].reset_index(drop=True)
-    images = store.images[keep] if len(keep) < len(store) else store.images
+    every = len(keep) == len(table)
+    table = table.iloc[keep].reset_index(drop=True)
+    if images is not None and not every:
+        images = images[keep]
     proba = None
     if twin_predictions is not None:
         proba = _logit_adjusted(clf, Path(twin_predictions), table)
-    elif int8:
+    elif features is not None:
+        proba = clf.predict_proba_features(features.iloc[keep].reset_index(drop=True))
+    elif int8 and isinstance(clf, Classifier):
         clf.quantize(images)
     pred = predictions_table(clf, images, table, progress=progress, proba=proba)
     pred["truth"] = table[truth_column].to_numpy()
@@ -165,7 +177,8 @@ def evaluate_model(
         plots.confusion(cm, clf.classes, out / "confusion_recall.png", "true")
         plots.confusion(cm, clf.classes, out / "confusion_precision.png", "pred")
         plots.pr_curves(y, proba, clf.classes, out / "pr_curves.png", weights)
-        plots.misclassified_gallery(
-            np.asarray(images), y, proba, clf.classes, out / "misclassified.png"
-        )
+        if images is not None:
+            plots.misclassified_gallery(
+                np.asarray(images), y, proba, clf.classes, out / "misclassified.png"
+            )
     return results

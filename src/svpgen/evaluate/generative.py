@@ -160,7 +160,7 @@ def morphology_comparison(real_images: np.ndarray, gen_images: np.ndarray):
     import pandas as pd
     from scipy.stats import ks_2samp
 
-    from svpgen.evaluate.morphology import FEATURES, morphology_table
+    from svpgen.data.morphology import FEATURES, morphology_table
 
     real, gen = morphology_table(real_images), morphology_table(gen_images)
     rows = []
@@ -191,7 +191,7 @@ def filter_generated(
     """Keep mask for generated images: drop near-copies of training images (when they are
     known) and images whose morphology (area, aspect ratio, mean/min intensity) falls
     outside the reference images' [0.5%, 99.5%] range."""
-    from svpgen.evaluate.morphology import morphology_table
+    from svpgen.data.morphology import morphology_table
 
     keep = np.ones(len(gen_images), dtype=bool)
     if train_images is not None:

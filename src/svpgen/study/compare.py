@@ -20,6 +20,11 @@ import pandas as pd
 from svpgen.evaluate.intervals import Bootstrap, bootstrap, metric_names, verdict
 
 SHORT = {"protein": "PA", "silicone_oil": "SO", "air_bubble": "AB"}
+MORPHOLOGY = {
+    "rules": "the rule filters",
+    "forest": "the random forest",
+    "boosting": "gradient boosting",
+}
 DATASET_ORDER = [
     "Real-0",
     "Real-1",
@@ -104,10 +109,16 @@ def load_evaluations(
 
 
 def comparison_pairs(cells: list[Cell]) -> list[tuple[Cell, Cell]]:
-    """(candidate, reference): Mixed-n vs Real-n, and each imbalance baseline vs its dataset."""
+    """(candidate, reference): Mixed-n vs Real-n, each imbalance baseline vs its dataset,
+    and every CNN cell vs each morphology baseline fitted on the same real images (Real-n
+    for Real-n and Mixed-n)."""
     present = set(cells)
     pairs = []
     for c in cells:
+        if c.arch in MORPHOLOGY:
+            continue
+        real = "Real-" + c.dataset.split("-")[1]
+        pairs += [(c, ref) for ref in (Cell(k, real, "none") for k in MORPHOLOGY) if ref in present]
         if c.imbalance == "none" and c.dataset.startswith("Mixed-"):
             ref = Cell(c.arch, "Real-" + c.dataset.split("-")[1], "none")
         elif c.imbalance != "none":
@@ -116,7 +127,7 @@ def comparison_pairs(cells: list[Cell]) -> list[tuple[Cell, Cell]]:
             continue
         if ref in present:
             pairs.append((c, ref))
-    return pairs
+    return sorted(pairs, key=lambda p: p[1].arch in MORPHOLOGY)  # the CNN's own pairs first
 
 
 @dataclass
@@ -131,10 +142,12 @@ class Table2:
 
 
 def _order(cells: list[Cell]) -> list[Cell]:
+    """The CNN cells (by model, dataset, strategy), then the morphology baselines."""
     rank = {n: i for i, n in enumerate(DATASET_ORDER)}
     return sorted(
         cells,
         key=lambda c: (
+            c.arch in MORPHOLOGY,
             c.arch,
             rank.get(c.dataset, 99) + (c.imbalance != "none") * 0.5,
             c.imbalance,
@@ -207,13 +220,46 @@ def with_intervals(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 
 
 def answer_sentences(comparisons: pd.DataFrame, metric: str = "macro AUPRC") -> list[str]:
-    """One sentence per comparison, e.g. 'Mixed-4 vs Real-4 (resnet18): macro AUPRC +0.012
-    [−0.004, +0.027], no detectable difference.'"""
+    """One sentence per comparison of the CNN cells among themselves, e.g. 'Mixed-4 vs
+    Real-4 (resnet18): macro AUPRC +0.012 [−0.004, +0.027], no detectable difference.', then
+    one sentence on the CNN cells against the morphology baselines."""
     lines = []
-    for r in comparisons[comparisons["metric"] == metric].itertuples():
+    rows = comparisons[comparisons["metric"] == metric]
+    against = rows["reference"].str.split("/").str[0].isin(list(MORPHOLOGY))
+    for r in rows[~against].itertuples():
         arch, cand = r.candidate.split("/", 1)
         ref = r.reference.split("/", 1)[1]
         lines.append(
-            f"{cand} vs {ref} ({arch}): {metric} {r.difference:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}], {r.verdict}."
+            f"{cand} vs {ref} ({arch}): {metric} {r.difference:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}], "
+            f"{r.verdict}."
         )
+    if against.any():
+        lines.append(baseline_sentence(rows[against], metric))
     return lines
+
+
+def baseline_sentence(rows: pd.DataFrame, metric: str = "macro AUPRC") -> str:
+    """Whether the CNN cells beat the instrument-parameter baselines, in one sentence:
+    per baseline, how many cells are better / no different / worse on ``metric``."""
+    parts = []
+    for kind, group in rows.groupby(rows["reference"].str.split("/").str[0], sort=False):
+        n = len(group)
+        verdicts = group["verdict"].value_counts()
+        better = int(verdicts.get("better", 0))
+        if better == n:
+            text = f"all {n} beat {MORPHOLOGY[kind]}"
+        else:
+            text = f"{better} of {n} beat {MORPHOLOGY[kind]}"
+            for verdict in ("no detectable difference", "worse"):
+                names = [
+                    c.split("/", 1)[1] for c in group["candidate"][group["verdict"] == verdict]
+                ]
+                if names:
+                    text += f" ({verdict}: {', '.join(names)})"
+        low = group.loc[group["difference"].idxmin()]
+        text += f", the smallest margin {low.difference:+.3f} [{low.lo:+.3f}, {low.hi:+.3f}]"
+        parts.append(text)
+    return (
+        f"CNN cells against the instrument's morphology parameters ({metric}, paired 95% "
+        f"intervals, each against the baseline fitted on its real images): {'; '.join(parts)}."
+    )

@@ -58,6 +58,8 @@ class StudyConfig:
     selection_metric: str = "macro_auprc"  # on the tuning split
     baselines: tuple[str, ...] = ("logit-adjust",)  # imbalance baselines, run on baseline_dataset
     baseline_dataset: str = "Real-4"
+    # the field's baselines on the particles' morphology parameters, fitted on each Real-n
+    morphology_baselines: tuple[str, ...] = ("rules", "forest")
     # the study's classes, its minority classes (each gets a generator) and the deployment
     # prevalence per class (in ``classes`` order, or {class: value}); None: derived — from the
     # data's labelled classes with --data (else protein and the minority classes), the paper's
@@ -95,6 +97,9 @@ class StudyConfig:
             raise SvpgenError(
                 f"unknown dataset(s) {unknown}; Table 1 has {', '.join(TABLE1_PROTEIN_K)}"
             )
+        strays = sorted(set(self.morphology_baselines) - {"rules", "forest", "boosting"})
+        if strays:
+            raise SvpgenError(f"unknown morphology baseline(s) {strays}; rules, forest or boosting")
         if self.scale <= 0:
             raise SvpgenError(f"scale must be > 0 (got {self.scale})")
         if self.seeds < 1 or self.bootstrap < 50:

@@ -175,6 +175,13 @@ def fit_to_data(cfg: StudyConfig, counts: Mapping[str, int]) -> tuple[StudyConfi
     return fitted, note
 
 
+def baseline_datasets(cfg: StudyConfig) -> list[str]:
+    """The Real-n sets the morphology baselines are fitted on: the real part of every
+    dataset of the study (Mixed-n's real images are Real-n's)."""
+    names = {"Real-" + d.split("-")[1] for d in (*cfg.datasets, cfg.baseline_dataset)}
+    return sorted(names, key=lambda d: TABLE1_PROTEIN_K[d])
+
+
 def generated_needed(cfg: StudyConfig) -> dict[str, int]:
     """Generated images needed per minority class by the study's Mixed-n datasets."""
     return {

@@ -17,7 +17,7 @@ import pandas as pd
 from svpgen.atomic import write_csv, write_text
 from svpgen.errors import SvpgenError
 from svpgen.markdown import markdown_table
-from svpgen.study.compare import SHORT, answer_sentences, table2_with_intervals, with_intervals
+from svpgen.study.compare import MORPHOLOGY, SHORT, answer_sentences, table2_with_intervals, with_intervals
 
 
 def _load(path: Path):
@@ -48,6 +48,7 @@ def table2_as_sampled(out: Path) -> pd.DataFrame:
         row["macro R"] = float(np.mean([m["macro_recall"] for m in runs]))
         row["macro AUPRC"] = float(np.mean([m["macro_auprc"] for m in runs]))
         rows.append(row)
+    rows.sort(key=lambda r: r["model"] in MORPHOLOGY)  # the CNN cells, then the baselines
     return pd.DataFrame(rows)
 
 
@@ -130,6 +131,16 @@ def _figures(out: Path) -> list[tuple[Path, str]]:
     return figs
 
 
+def _baseline_models(out: Path) -> list[str]:
+    """Each fitted morphology baseline in a line: what it was fitted on and, for the rule
+    filters, the rules as a lab reads them."""
+    lines = []
+    for config in sorted((out / "baselines").glob("*/*/config.json")):
+        description = json.loads(config.read_text()).get("description", "")
+        lines.append(f"{config.parent.parent.name} on {config.parent.name}: {description}")
+    return lines
+
+
 def _names(classes: list[str]) -> str:
     return ", ".join(c.replace("_", " ") for c in classes)
 
@@ -188,7 +199,7 @@ def write_report(out: str | Path) -> dict:
     order = {
         n: i
         for i, n in enumerate(
-            ("data", "encoder", "diffusion", "generate", "audit", "grid", "evaluate")
+            ("data", "encoder", "diffusion", "generate", "audit", "grid", "baselines", "evaluate")
         )
     }
     stages.sort(key=lambda s: order.get(s["stage"], 9))
@@ -208,6 +219,7 @@ def write_report(out: str | Path) -> dict:
         else pd.DataFrame()
     )
     audit = _audit_table(out)
+    baselines = _baseline_models(out)
     md = "\n".join(
         [
             "# svpgen study report",
@@ -224,6 +236,11 @@ def write_report(out: str | Path) -> dict:
             f"## Table 2 — at prevalence {prevalence}, with 95% intervals",
             "",
             markdown_table(readable, empty="_no evaluated models yet_"),
+            "",
+            "## Baselines: the instrument's morphology parameters",
+            "",
+            *(f"- {b}" for b in baselines),
+            "" if baselines else "_none fitted_",
             "",
             "## All paired comparisons",
             "",
@@ -259,6 +276,7 @@ img{{max-width:620px}}figcaption{{font-size:12px;color:#555}}ul.answer{{font-siz
 <h2 id="answer">The answer</h2><ul class="answer">{answers_html}</ul>
 <p>{html.escape(intro).replace("**", "")}</p>
 <h2 id="table2">Table 2 — at prevalence {prevalence}, with 95% intervals</h2>{readable.to_html(index=False, table_id="table2-prevalence") if not readable.empty else "<p>no evaluated models yet</p>"}
+<h2>Baselines: the instrument's morphology parameters</h2><ul>{"".join(f"<li>{html.escape(b)}</li>" for b in baselines) or "<li>none fitted</li>"}</ul>
 <h2>All paired comparisons</h2>{comp_readable.to_html(index=False) if not comp_readable.empty else "<p>none</p>"}
 <h2>Table 2 — as sampled (point values)</h2>{sampled.to_html(index=False, float_format=lambda v: f"{v:.3f}") if not sampled.empty else ""}
 <h2>Generated images: quality audit</h2>{audit.to_html(index=False, float_format=lambda v: f"{v:.3f}") if not audit.empty else "<p>no audit</p>"}

@@ -291,6 +291,46 @@ def _evaluate_job(
     return str(target)
 
 
+def _stage_baselines(cfg: StudyConfig, out: Path, log: StudyLog) -> dict:
+    """The field's baselines — rule filters and a random forest on the particles'
+    morphology parameters — fitted on each Real-n training set of the study and evaluated
+    on the same evaluation set as the CNN cells (features of the evaluation set computed
+    once per feature source)."""
+    from svpgen.classify.baselines import MorphologyModel
+    from svpgen.evaluate.evaluation import evaluate_model
+    from svpgen.study.datasets import assemble, baseline_datasets
+
+    eval_store = ParticleStore(out / "data" / "eval")
+    truth = "true_label" if "true_label" in eval_store.table.columns else "label"
+    prevalence = ",".join(f"{c}={p:g}" for c, p in cfg.prevalence_by_class().items())
+    features: dict[tuple, object] = {}
+    info = {}
+    for kind in cfg.morphology_baselines:
+        for dataset in baseline_datasets(cfg):
+            start = time.perf_counter()
+            train = assemble(dataset, cfg, out / "data", out / "generated")
+            model = MorphologyModel.fit(
+                kind, train.images, train.table, prior=cfg.prevalence_by_class(), seed=cfg.seed
+            )
+            model_dir = model.save_pretrained(out / "baselines" / kind / dataset)
+            key = tuple(model.sources.items())
+            if key not in features:
+                features[key] = model.features(eval_store.images, eval_store.table)
+            evaluate_model(
+                model_dir,
+                out / "data" / "eval",
+                out / "eval" / kind / dataset / "seed0",
+                prevalence,
+                truth_column=truth,
+                progress=False,
+                features=features[key],
+            )
+            seconds = time.perf_counter() - start
+            info[f"{kind}/{dataset}"] = {"model": model.describe(), "seconds": seconds}
+            log(f"  {kind} on {dataset}: {model.describe()} ({seconds:.0f} s)")
+    return {"baselines": info}
+
+
 def _stage_evaluate(cfg: StudyConfig, out: Path, log: StudyLog) -> dict:
     best = json.loads((out / "grid_results.json").read_text())["best"]
     truth = (
@@ -403,6 +443,7 @@ def run_study(
                 cfg, out, device, backend, workers if backend == "ray" else jobs, log
             ),
         ),
+        "baselines": _stage(out, "baselines", log, lambda: _stage_baselines(cfg, out, log)),
         "evaluate": _stage(out, "evaluate", log, lambda: _stage_evaluate(cfg, out, log)),
     }
     from svpgen.study.report import write_report

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from svpgen.atomic import write_csv
@@ -180,13 +181,33 @@ def read_source(
     else:
         raise SvpgenError(f"unknown format {fmt!r} (use auto, folder, collage, flowcam or mfi)")
     return ImportResult(
-        collector.particles(),
+        with_sizes(collector.particles()),
         collector.report_frame(),
         fmt,
         collector.measurements(),
         collector.labels(),
         collector.unmatched_map_entries(),
     )
+
+
+def with_sizes(particles: Particles) -> Particles:
+    """Fill ``esd_um`` from the crop (:mod:`svpgen.data.morphology`'s mean Feret diameter)
+    where the export gives no size but µm per pixel is known (collages, image folders with
+    ``--pixel-um``), so counts by size work; ``esd_source`` says which rows were measured
+    by the instrument and which computed."""
+    table = particles.table
+    missing = table["esd_um"].isna() & pd.to_numeric(table["pixel_um"], errors="coerce").gt(0)
+    if not missing.any():
+        return particles
+    from svpgen.data.morphology import computed_features
+
+    rows = np.flatnonzero(missing.to_numpy())
+    sizes = computed_features(particles.images[rows], table.iloc[rows])["esd_um"].to_numpy()
+    table = table.copy()
+    table["esd_source"] = np.where(table["esd_um"].notna(), "instrument", None)
+    table.loc[table.index[rows], "esd_um"] = sizes
+    table.loc[table.index[rows], "esd_source"] = "computed"
+    return Particles(particles.images, table)
 
 
 def import_source(
