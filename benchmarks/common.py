@@ -38,17 +38,36 @@ def report(name: str, rows: list[dict], extra: dict | None = None) -> Path:
     out = RESULTS / f"{name}.json"
     record = {
         "benchmark": name,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "rows": rows,
         **(extra or {}),
     }
     out.write_text(json.dumps(record, indent=2))
     print(f"\nwritten {out}")
     return out
+
+
+def machine() -> dict:
+    """What a result was measured on: CPU model and vector extensions, cores, platform."""
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model in ("unknown", ""):
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    return {
+        "cpu": model,
+        "vector": vector,
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
+    }
 
 
 def matmul_peak_gflops(sizes: tuple[int, ...] = (1024, 2048, 3072), repeats: int = 6) -> float:

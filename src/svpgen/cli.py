@@ -667,24 +667,70 @@ def train_baseline_cmd(store, out, kind, features, deploy_prior, minority, seed)
 
 
 @main.command()
-@click.argument("model", type=_existing("dir"))
+@click.argument("model", type=_existing())
 @click.argument("input_path", metavar="INPUT", type=_existing())
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="predictions CSV")
 @click.option("--batch-size", default=512, show_default=True)
 @click.option(
     "--int8",
     is_flag=True,
-    help="int8 CPU inference, calibrated on 512 of the input images (~3.4× faster; check with bench_classify)",
+    help="int8 CPU inference, calibrated on 512 of the input images (check with bench_classify)",
+)
+@click.option(
+    "--onnx",
+    is_flag=True,
+    help="MODEL is an exported .onnx file: run it on onnxruntime (torch is not loaded)",
+)
+@click.option(
+    "--cla",
+    type=click.Path(path_type=Path),
+    help="also write a VisualSpreadsheet classification file (.cla) of the run",
+)
+@click.option(
+    "--min-confidence",
+    help="below this the particle is 'unclassified' in the .cla: 0.8, or protein=0.9,…",
 )
 @_device_option()
-def classify(model, input_path, out, batch_size, int8, device):
+def classify(model, input_path, out, batch_size, int8, onnx, cla, min_confidence, device):
     """Classify a store, a folder of images or an instrument export."""
-    from svpgen.classify.predict import classify_input
+    from svpgen.classify.predict import classify_input, write_classification
+    from svpgen.data.predictions import parse_min_confidence
 
-    pred, kind, seconds = classify_input(model, input_path, out, batch_size, int8, device)
+    if onnx and Path(model).suffix.lower() != ".onnx":
+        raise SvpgenError(f"--onnx: {model} is not an .onnx file (svpgen export-onnx writes one)")
+    threshold = parse_min_confidence(min_confidence)
+    pred, kind, seconds = classify_input(
+        model, input_path, out, batch_size=batch_size, int8=int8, device=device
+    )
     click.echo(f"classified {len(pred):,} particles ({kind}) in {seconds:.1f} s → {out}")
     for label, n in pred["predicted"].value_counts().items():
         click.echo(f"  {label:>13}: {n:,}")
+    if cla:
+        classes = [c.removeprefix("p_") for c in pred.columns if c.startswith("p_")]
+        written = write_classification(
+            pred, cla, classes, name=f"svpgen {Path(model).name}", min_confidence=threshold
+        )
+        click.echo(f"classification: {cla} ({', '.join(f'{c} {n}' for c, n in written.items())})")
+
+
+@main.command("export-onnx")
+@click.argument("model", type=_existing("dir"))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--int8", is_flag=True, help="int8 by onnxruntime's static quantization")
+@click.option(
+    "--calibration", type=_existing(), help="--int8: a store or export of unlabelled crops"
+)
+def export_onnx_cmd(model, out, int8, calibration):
+    """Export a CNN classifier as one ONNX file: uint8 N×64×64 crops in, probabilities out."""
+    from svpgen.classify.onnx import export_onnx
+
+    images = None
+    if calibration:
+        from svpgen.classify.predict import load_input
+
+        images = load_input(calibration)[0]
+    export_onnx(model, out, int8=int8, calibration=images)
+    click.echo(f"exported {model} → {out}{' (int8)' if int8 else ''}")
 
 
 @main.command()

@@ -214,6 +214,9 @@ class MorphologyModel:
         order = [list(self.estimator.classes_).index(c) for c in self.classes]
         return proba[:, order]
 
+    def prepare_inference(self, n_images: int) -> None:
+        """Nothing to settle (the interface every svpgen model shares)."""
+
     def predict_proba_table(self, images: np.ndarray | None, table: pd.DataFrame) -> np.ndarray:
         """Class probabilities N×C for particles (crops + their table rows)."""
         return self.predict_proba_features(self.features(images, table))

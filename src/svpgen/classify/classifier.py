@@ -15,9 +15,12 @@ from torch import nn
 from svpgen.checkpoint import read_artefact, save_artefact
 from svpgen.classify.config import ClassifierConfig
 from svpgen.classify.models import (
+    INFERENCE_BATCH,
     batched_outputs,
     build_classifier,
+    fastest_fp32,
     fold_batchnorm,
+    fp32_path,
     quantize_int8,
     to_input,
 )
@@ -26,6 +29,8 @@ from svpgen.device import resolve_device
 from svpgen.errors import SvpgenError
 
 KIND = "svpgen-classifier"
+IMAGE_SHAPE = (IMAGE_SIZE, IMAGE_SIZE)
+PROBE_IMAGES = 16_384  # below this many images, timing the fp32 paths costs more than it saves
 
 
 def check_images(images: np.ndarray) -> np.ndarray:
@@ -62,6 +67,10 @@ class Classifier:
         self.path: Path | None = None
         self._fp32: nn.Module | None = None
         self._int8: nn.Module | None = None
+        # fp32 on the CPU: "auto" times the paths once on a large input and keeps the faster
+        self.inference: str = "auto"
+        self._fast: tuple[str, nn.Module] | None = None
+        self.inference_rates: dict[str, float] = {}
         deploy, train = self.metadata.get("deploy_prior"), self.metadata.get("train_prior")
         self.logit_offset = (
             None if deploy is None else np.log(np.asarray(deploy)) - np.log(np.asarray(train))
@@ -98,10 +107,33 @@ class Classifier:
         save_artefact(Path(path), self.model.state_dict(), config)
         return Path(path)
 
-    def _inference_model(self) -> nn.Module:
+    def prepare_inference(self, n_images: int) -> None:
+        """Settle the inference path for an input of ``n_images`` before it is classified
+        in chunks (the fp32 paths are timed once, for inputs of ≥ :data:`PROBE_IMAGES`)."""
+        self._inference_model(n_images)
+
+    def _inference_model(self, n_images: int = 0) -> nn.Module:
+        """int8 after :meth:`quantize`; else fp32 — on the CPU, for ``inference="auto"`` and
+        an input of ≥ :data:`PROBE_IMAGES`, the path timed fastest here (once)."""
         if self._int8 is not None:
             return self._int8
-        return self._fp32_model()
+        eager = self._fp32_model()
+        wanted = self.inference
+        if wanted == "auto":
+            large = self.device == "cpu" and n_images >= PROBE_IMAGES
+            wanted = "probe" if large or self._fast is not None else "eager"
+        if wanted == "eager":
+            return eager
+        if self._fast is None or (wanted != "probe" and self._fast[0] != wanted):
+            example = to_input(
+                torch.zeros((INFERENCE_BATCH, *IMAGE_SHAPE), dtype=torch.uint8), self.config
+            ).contiguous(memory_format=torch.channels_last)
+            if wanted == "probe":
+                name, module, self.inference_rates = fastest_fp32(eager, example)
+            else:
+                name, module = wanted, fp32_path(eager, wanted, example)
+            self._fast = (name, module)
+        return self._fast[1]
 
     def _fp32_model(self) -> nn.Module:
         if self._fp32 is None:
@@ -120,33 +152,33 @@ class Classifier:
         self._int8 = quantize_int8(copy.deepcopy(self._fp32_model()).cpu(), x)
         return self
 
-    def predict_logits(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def predict_logits(self, images: np.ndarray, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
         """Logits N×C (with the logit adjustment when the model carries one)."""
-        model = self._inference_model()
+        model = self._inference_model(len(images))
         device = "cpu" if model is self._int8 else self.device
         logits = batched_outputs(model, check_images(images), batch_size, device, spec=self.config)
         return logits if self.logit_offset is None else logits + self.logit_offset
 
-    def predict_proba(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def predict_proba(self, images: np.ndarray, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
         """Class probabilities N×C (float64), rows sum to 1, columns in ``classes`` order."""
         return torch.softmax(
             torch.from_numpy(self.predict_logits(images, batch_size)).double(), 1
         ).numpy()
 
-    def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def predict(self, images: np.ndarray, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
         """The most probable class name per image."""
         return np.asarray(self.classes, dtype=object)[
             self.predict_proba(images, batch_size).argmax(1)
         ]
 
     def predict_proba_table(
-        self, images: np.ndarray, table=None, batch_size: int = 256
+        self, images: np.ndarray, table=None, batch_size: int = INFERENCE_BATCH
     ) -> np.ndarray:
         """:meth:`predict_proba` under the interface every svpgen model shares (the CNN
         reads the crops only; a morphology baseline also reads the table rows)."""
         return self.predict_proba(images, batch_size)
 
-    def embed(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def embed(self, images: np.ndarray, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
         """Penultimate-layer features N×d (float64): the particle encoder's feature space."""
         return batched_outputs(
             self._fp32_model(), check_images(images), batch_size, self.device, True, self.config

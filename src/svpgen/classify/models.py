@@ -20,6 +20,10 @@ from svpgen.classify.config import ARCHS, ClassifierConfig
 from svpgen.errors import SvpgenError
 
 DEFAULT_INPUT = ClassifierConfig()  # the input scaling svpgen's own classifiers use
+# CPU inference: the batch that ran ResNet-18 at 64×64 fastest on 2 cores (eager and oneDNN
+# Graph alike; bench_classify), and the fp32 paths the default picks between
+INFERENCE_BATCH = 128
+FP32_PATHS = ("eager", "eager-nchw", "onednn-graph")
 
 
 def build_classifier(
@@ -110,6 +114,77 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
                 setattr(module, conv_name, fuse_conv_bn_eval(conv, child))
                 setattr(module, name, nn.Identity())
     return model
+
+
+def onednn_graph(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """The (BatchNorm-folded, channels_last) model traced and frozen by TorchScript with
+    oneDNN Graph fusion on, so convolutions run fused with their bias, ReLU and residual
+    add (the partitions compile during the first two calls, here). TorchScript is
+    deprecated in favour of torch.compile, which on 2 cores took 30 s to compile this
+    model for a smaller gain; it works in the pinned torch 2.14.1."""
+    import warnings
+
+    previous = torch._C._jit_llga_enabled()
+    torch.jit.enable_onednn_fusion(True)
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.freeze(torch.jit.trace(model.eval(), example, check_trace=False))
+            for _ in range(2):
+                traced(example)
+    finally:
+        torch.jit.enable_onednn_fusion(previous)
+    return traced
+
+
+class _Contiguous(nn.Module):
+    """A model run in NCHW layout whatever layout its input arrives in (on some CPUs
+    oneDNN's NCHW kernels beat channels_last for this network)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.contiguous())
+
+
+def fp32_path(model: nn.Module, name: str, example: torch.Tensor) -> nn.Module:
+    """The (BatchNorm-folded, channels_last) ``model`` prepared for one of the fp32
+    inference paths of :data:`FP32_PATHS`."""
+    import copy
+
+    if name == "eager":
+        return model.eval()
+    if name == "eager-nchw":
+        return _Contiguous(copy.deepcopy(model).to(memory_format=torch.contiguous_format))
+    if name == "onednn-graph":
+        return onednn_graph(model, example)
+    raise SvpgenError(f"unknown inference path {name!r}; choose from {', '.join(FP32_PATHS)}")
+
+
+def fastest_fp32(model: nn.Module, example: torch.Tensor) -> tuple[str, nn.Module, dict]:
+    """The fastest of the fp32 paths (:data:`FP32_PATHS`) for ``model`` on this machine,
+    timed on ``example`` (a batch of scaled, channels_last input): (name, module,
+    images per second of each path)."""
+    import time
+
+    candidates = {}
+    for name in FP32_PATHS:
+        try:
+            candidates[name] = fp32_path(model, name, example)
+        except Exception:  # e.g. a torch build without oneDNN Graph: the other paths remain
+            continue
+    rates = {}
+    with torch.inference_mode():
+        for name, module in candidates.items():
+            module(example)
+            start = time.perf_counter()
+            for _ in range(3):
+                module(example)
+            rates[name] = 3 * len(example) / (time.perf_counter() - start)
+    best = max(rates, key=rates.get)
+    return best, candidates[best], rates
 
 
 def quantize_int8(model: nn.Module, calibration: torch.Tensor) -> nn.Module:

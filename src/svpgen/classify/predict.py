@@ -11,11 +11,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from svpgen.atomic import write_csv
-from svpgen.classify.classifier import Classifier, load_model
 from svpgen.errors import SvpgenError
 
 # instrument size columns carried into predictions when present
+# carried from the input into predictions: sizes, and VisualSpreadsheet's particle id
 SIZE_COLUMNS = (
+    "particle_id",
     "esd_um",
     "pixel_um",
     "native_h",
@@ -43,6 +44,7 @@ def predictions_table(
     known (the particles are then not classified)."""
     if proba is None:
         n = len(table)
+        clf.prepare_inference(n)
         proba = np.empty((n, len(clf.classes)))
         bar = tqdm(total=n, unit="img", desc="classify", disable=not progress)
         chunk = batch_size * 16
@@ -102,23 +104,80 @@ def model_inputs(
     return images, table
 
 
+def load_classifier(model: str | Path, device: str = "auto", int8: bool = False):
+    """Any classifier svpgen writes: a model directory (the CNN or a morphology baseline)
+    or an exported ``.onnx`` file (run on onnxruntime; torch is not imported)."""
+    if Path(model).suffix.lower() == ".onnx":
+        from svpgen.classify.onnx import OnnxClassifier
+
+        if int8:
+            raise SvpgenError(
+                "--int8 applies to a model directory; export an int8 ONNX file instead"
+            )
+        return OnnxClassifier(model)
+    from svpgen.classify.classifier import load_model
+
+    return load_model(model, device)
+
+
 def classify_input(
     model: str | Path,
     input_path: str | Path,
     out: str | Path,
+    *,
     batch_size: int = 512,
     int8: bool = False,
     device: str = "auto",
     progress: bool = True,
 ) -> tuple[pd.DataFrame, str, float]:
     """Classify every particle of ``input_path`` and write the predictions CSV ``out``;
-    returns (predictions, input kind, seconds). ``int8`` calibrates int8 inference on the input."""
+    returns (predictions, input kind, seconds). ``int8`` calibrates the CNN's int8
+    inference on the input."""
     start = time.perf_counter()
-    clf = load_model(model, device)
+    clf = load_classifier(model, device, int8)
     images, table, measurements, kind = load_input(input_path)
     images, table = model_inputs(clf, images, table, measurements, str(input_path))
-    if int8 and isinstance(clf, Classifier):
+    if int8 and hasattr(clf, "quantize"):
         clf.quantize(images)
     pred = predictions_table(clf, images, table, batch_size, progress=progress)
     write_csv(out, pred)
     return pred, kind, time.perf_counter() - start
+
+
+def write_classification(
+    pred: pd.DataFrame,
+    out: str | Path,
+    classes: list[str],
+    *,
+    name: str,
+    min_confidence: dict[str, float] | float | None = None,
+) -> dict[str, int]:
+    """The predictions as a VisualSpreadsheet classification (``.cla``) of the run they came
+    from: one class per model class (and ``unclassified`` for particles below
+    ``min_confidence``), listing VisualSpreadsheet's particle ids; returns the counts."""
+    from svpgen.data.importers.flowcam import write_cla
+    from svpgen.data.predictions import UNCLASSIFIED, assign_classes
+
+    if "particle_id" not in pred.columns or pred["particle_id"].isna().any():
+        raise SvpgenError(
+            "--cla needs particles with VisualSpreadsheet particle ids (a FlowCam .lst run)"
+        )
+    runs = pred["id"].astype(str).str.rsplit(":", n=1).str[0].unique()
+    if len(runs) != 1:
+        raise SvpgenError(
+            f"--cla writes one run's classification; the input holds {len(runs)} runs"
+        )
+    assigned = assign_classes(pred, min_confidence).to_numpy()
+    ids = pred["particle_id"].map(_vs_id)
+    members = {c: ids[assigned == c].tolist() for c in [*classes, UNCLASSIFIED]}
+    if not members[UNCLASSIFIED]:
+        members.pop(UNCLASSIFIED)
+    write_cla(out, name, members)
+    return {c: len(v) for c, v in members.items()}
+
+
+def _vs_id(value) -> str:
+    """A particle id as VisualSpreadsheet writes it (``7``, not ``7.0``)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

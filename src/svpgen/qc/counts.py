@@ -23,13 +23,12 @@ import pandas as pd
 from scipy.stats import chi2
 
 from svpgen.atomic import write_csv, write_text
+from svpgen.data.predictions import UNCLASSIFIED, assign_classes, parse_min_confidence
 from svpgen.errors import SvpgenError
 from svpgen.markdown import markdown_table
-from svpgen.options import parse_mapping
 
 THRESHOLDS_UM = (2.0, 5.0, 10.0, 25.0)
 EXTRA_THRESHOLDS_UM = (50.0, 100.0)
-UNCLASSIFIED = "unclassified"
 PARTICULATE = "particulate (excl. air bubbles)"
 # (method, small container?) → {threshold µm: (limit, unit)}
 LIMITS = {
@@ -77,24 +76,6 @@ def run_info_from_summary(summary: dict[str, str]) -> dict[str, float]:
         eff = float(str(keys["efficiency"]).strip().rstrip("%")) / 100.0
         imaged = processed * eff if processed else None
     return {"fluid_volume_ml": imaged} if imaged else {}
-
-
-def assign_classes(
-    pred: pd.DataFrame, min_confidence: dict[str, float] | float | None = None
-) -> pd.Series:
-    """The predicted class, or ``unclassified`` below the class's confidence threshold."""
-    if "predicted" not in pred.columns:
-        raise SvpgenError("predictions lack a 'predicted' column (write them with svpgen classify)")
-    classes = pred["predicted"].astype(str).copy()
-    if min_confidence is None:
-        return classes
-    conf = pred["confidence"] if "confidence" in pred else pred.filter(like="p_").max(axis=1)
-    if isinstance(min_confidence, dict):
-        thresh = classes.map(min_confidence).fillna(0.0)
-    else:
-        thresh = pd.Series(float(min_confidence), index=pred.index)
-    classes[conf.to_numpy() < thresh.to_numpy()] = UNCLASSIFIED
-    return classes
 
 
 def particle_sizes(pred: pd.DataFrame) -> pd.Series:
@@ -243,18 +224,6 @@ def write_counts_report(
     )
     write_text(out / "counts.html", html)
     return {"table": table, "compliance": verdicts, "markdown": md}
-
-
-def parse_min_confidence(text: str | None) -> dict[str, float] | float | None:
-    """``--min-confidence``: one threshold (``0.8``) or per class (``protein=0.9,silicone_oil=0.7``)."""
-    if not text:
-        return None
-    if "=" in text:
-        return parse_mapping(text, "--min-confidence", "protein=0.9,silicone_oil=0.7")
-    try:
-        return float(text)
-    except ValueError:
-        raise SvpgenError(f"--min-confidence {text!r}: expected 0.8 or class=0.8,…") from None
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:

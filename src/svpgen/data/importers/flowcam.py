@@ -128,6 +128,20 @@ def read_cla(path: Path) -> list[tuple[str, str, str, int]]:
     return out
 
 
+def write_cla(path: str | Path, classification: str, members: dict[str, list[str]]) -> Path:
+    """Write a VisualSpreadsheet classification file (the ``v3`` layout :func:`read_cla`
+    reads, CRLF line endings as VisualSpreadsheet writes them): one classification named
+    ``classification``, each class with no filter and its particle ids. Atomic."""
+    from svpgen.atomic import atomic_path
+
+    lines = ["v3", "1", classification, str(len(members))]
+    for name, ids in members.items():
+        lines += [name, "OR", "0", str(len(ids)), *(str(i) for i in ids)]
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    return Path(path)
+
+
 class _Images:
     """Open each collage (or particle image) once; find it case-insensitively in the
     export folder or below; remember the ones that are missing or unreadable."""
