@@ -124,7 +124,13 @@ def _large(rng: np.random.Generator, k: int, background: np.ndarray):
     )
 
 
-def render_bubbles(rng: np.random.Generator, n: int, background: np.ndarray, pixel_um: float):
+def render_bubbles(
+    rng: np.random.Generator,
+    n: int,
+    background: np.ndarray,
+    pixel_um: float,
+    profile: str = "flowcam",
+):
     """Ideal intensity fields (N×64×64) and per-particle metadata of ``n`` air bubbles."""
     large = rng.random(n) < LARGE_SHARE
     fields = np.empty((n, SIZE, SIZE), np.float32)
@@ -144,4 +150,5 @@ def render_bubbles(rng: np.random.Generator, n: int, background: np.ndarray, pix
         "subtype": subtype,
         "aspect": aspect,
         "defocus_px": defocus,
+        "framed": large,  # a large bubble's crop is its cut by the camera frame: no tile margin
     }

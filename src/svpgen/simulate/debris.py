@@ -9,7 +9,13 @@ from scipy.special import expit
 from svpgen.simulate.field import _XX, _YY, SIZE, blur, col
 
 
-def render_glass(rng: np.random.Generator, n: int, background: np.ndarray, pixel_um: float):
+def render_glass(
+    rng: np.random.Generator,
+    n: int,
+    background: np.ndarray,
+    pixel_um: float,
+    profile: str = "flowcam",
+):
     """Ideal intensity fields and metadata of ``n`` glass lamellae."""
     d = rng.uniform(10, 100, n)
     aspect = rng.uniform(0.2, 0.7, n)
@@ -35,7 +41,13 @@ def render_glass(rng: np.random.Generator, n: int, background: np.ndarray, pixel
     }
 
 
-def render_fiber(rng: np.random.Generator, n: int, background: np.ndarray, pixel_um: float):
+def render_fiber(
+    rng: np.random.Generator,
+    n: int,
+    background: np.ndarray,
+    pixel_um: float,
+    profile: str = "flowcam",
+):
     """Ideal intensity fields and metadata of ``n`` fibres."""
     width_um, length_um = rng.uniform(5, 20, n), rng.uniform(50, 500, n)
     side = np.minimum(length_um, 150) / pixel_um * rng.uniform(0.8, 1.2, n)

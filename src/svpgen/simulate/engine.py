@@ -21,7 +21,7 @@ from svpgen.data.store import Particles
 from svpgen.errors import SvpgenError
 from svpgen.simulate.bubbles import render_bubbles
 from svpgen.simulate.debris import render_fiber, render_glass
-from svpgen.simulate.field import SIZE, col, gaussian_matrices
+from svpgen.simulate.field import EDGE_TAPER, SIZE, col, gaussian_matrices, zoom_matrices
 from svpgen.simulate.oil import render_oil
 from svpgen.simulate.protein import render_protein
 
@@ -42,19 +42,22 @@ BLOCK_PIXELS = 64 * IMAGE_SIZE * IMAGE_SIZE
 
 @functools.lru_cache(maxsize=512)
 def _resampling_weights(side: int) -> np.ndarray:
-    """Pillow's bilinear weights from the 64-px render grid to a ``side``-px native grid (float32)."""
+    """Pillow's bilinear weights from the 64-px render grid to a ``side``-px native grid
+    (float32)."""
     return bilinear_weights(SIZE, side).astype(np.float32)
 
 
 @dataclass(frozen=True)
 class SimConfig:
-    """Instrument and noise settings (spec defaults)."""
+    """Instrument and noise settings (spec defaults); ``profile`` picks the calibration."""
 
+    # "flowcam": calibrated against a real FlowCam run as well as the paper's Fig. 5 tiles
+    # (the default); "fig5": the paper's curated tiles alone (the simulator before)
+    profile: str = "flowcam"
     pixel_um: float = 0.55  # FlowCam 10×
-    background: tuple[float, float] = (
-        176.0,
-        3.0,
-    )  # mean, sd of B, clipped to [150, 200] (real Fig. 5 tiles: 175–177)
+    # mean, sd of the background B, clipped to [120, 210]; None: the profile's — fig5 176 ± 3
+    # (the real Fig. 5 tiles: 175–177), flowcam 162 ± 16 (a real FlowCam run's tiles: 140–157)
+    background: tuple[float, float] | None = None
     psf_um: tuple[float, float] = (0.45, 0.9)
     noise_levels: tuple[float, float] = (1.0, 2.5)
     gradient_levels: tuple[float, float] = (0.0, 4.0)
@@ -63,6 +66,34 @@ class SimConfig:
     min_native_px: int = 32  # FlowCam pads small captures; smaller crops would be pure blur
     max_native_px: int = 256  # larger crops are rendered at this side with a coarser µm/px
     workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, 4))
+
+    def __post_init__(self):
+        if self.profile not in PROFILES:
+            raise SvpgenError(
+                f"unknown simulator profile {self.profile!r}; choose from {', '.join(PROFILES)}"
+            )
+
+    @property
+    def background_mean_sd(self) -> tuple[float, float]:
+        """The background's mean and sd: the config's own, else the profile's."""
+        return self.background or PROFILES[self.profile]["background"]
+
+
+# per calibration profile: the background, the share of particles framed as the paper's
+# tiles (cropped tightly about the particle) rather than as a FlowCam collage tile (the
+# particle at its native size inside a fixed margin, see _framing), and the range of the
+# smallest peak contrast a recorded particle has (gray levels in the native crop before
+# noise: the instrument records only what its segmentation found — 95% of a real run's
+# tiles show a particle 12 levels from the background; fainter ones are raised to it)
+PROFILES = {
+    "fig5": {"background": (176.0, 3.0), "tight": 1.0},
+    "flowcam": {"background": (162.0, 16.0), "tight": 0.45, "detect": (14.0, 26.0)},
+}
+# a FlowCam collage tile around a particle of P native px: P + a margin of ≈ 31 px + 0.4 P
+# (the real run's tiles: 36 px around particles below 8 px, 55 px around 14–25 px ones)
+TILE_MARGIN = (31.0, 3.0)
+TILE_MARGIN_PER_PX = 0.4
+MIN_ZOOM = 0.12
 
 
 @dataclass
@@ -73,8 +104,52 @@ class Simulation:
     native_crops: list[np.ndarray] | None  # uint8 crops at native size (for instrument exports)
 
 
+def _framing(rng: np.random.Generator, meta: dict, cfg: SimConfig, n: int) -> np.ndarray:
+    """Per particle, how much its field shrinks about the crop centre (≤ 1) to sit in a
+    FlowCam collage tile: a particle of P = ESD / µm-per-px native pixels gets a tile of
+    P + margin, so the 64-px field, which spans ``native_side`` native px, shrinks by
+    ``native_side / (P + margin)``. Particles framed tightly (the profile's share, except
+    those a renderer marks ``tile_only``, and those it marks ``framed`` — cut by the camera
+    frame) keep 1."""
+    share = PROFILES[cfg.profile]["tight"]
+    if share >= 1.0:  # no draw: the fig5 profile's bytes are the simulator's before
+        return np.ones(n)
+    tight = (rng.random(n) < share) & ~np.asarray(meta.get("tile_only", np.zeros(n, bool)), bool)
+    tight |= np.asarray(meta.get("framed", np.zeros(n, bool)), bool)
+    if tight.all():
+        return np.ones(n)
+    particle = meta["esd_um"] / cfg.pixel_um
+    margin = np.maximum(rng.normal(*TILE_MARGIN, n) + TILE_MARGIN_PER_PX * particle, 24.0)
+    zoom = np.clip(meta["native_side"] / (particle + margin), MIN_ZOOM, 1.0)
+    return np.where(tight, 1.0, zoom)
+
+
+def _frame_in_tiles(
+    rng: np.random.Generator, fields: np.ndarray, background: np.ndarray, meta: dict, cfg: SimConfig
+) -> None:
+    """Shrink the particles that sit in a FlowCam tile's margin (:func:`_framing`) into the
+    crop centre, in place: the deviation from the background, softly cut at the crop's
+    edge, area-resampled; the field then spans the whole tile (``native_side`` updated)
+    and the renderer's defocus blur shrinks with it."""
+    zoom = _framing(rng, meta, cfg, len(fields))
+    idx = np.flatnonzero(zoom < 1)
+    if not len(idx):
+        return
+    z = zoom_matrices(zoom[idx])
+    bg = col(background[idx])
+    fields[idx] = bg + z @ ((fields[idx] - bg) * EDGE_TAPER) @ np.swapaxes(z, 1, 2)
+    meta["native_side"] = meta["native_side"] / zoom
+    if "defocus_px" in meta:
+        meta["defocus_px"] = meta["defocus_px"] * zoom
+
+
 def _finish(
-    rng: np.random.Generator, fields: np.ndarray, meta: dict, cfg: SimConfig, keep_native: bool
+    rng: np.random.Generator,
+    fields: np.ndarray,
+    background: np.ndarray,
+    meta: dict,
+    cfg: SimConfig,
+    keep_native: bool,
 ):
     """Native optics and sensor: PSF, native resolution, noise, gradient, uint8, preprocess.
 
@@ -93,6 +168,8 @@ def _finish(
     noise_sd = rng.uniform(*cfg.noise_levels, n).astype(np.float32)
     grad = rng.uniform(*cfg.gradient_levels, n).astype(np.float32)
     grad_angle = rng.uniform(0, 2 * np.pi, n).astype(np.float32)
+    detect = PROFILES[cfg.profile].get("detect")
+    floor = rng.uniform(*detect, n).astype(np.float32) if detect else None
     images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     natives: list | None = [None] * n if keep_native else None
     for s in np.unique(side):
@@ -104,6 +181,12 @@ def _finish(
             idx = group[start : start + block]
             to_native = to_grid @ optics[idx]  # (k, s, 64)
             native = to_native @ fields[idx] @ np.swapaxes(to_native, 1, 2)
+            if floor is not None:  # the instrument keeps only particles it could segment
+                bg = col(background[idx])
+                peak = np.abs(native - bg).max(axis=(1, 2))
+                native = bg + (native - bg) * col(
+                    np.maximum(1.0, floor[idx] / np.maximum(peak, 1e-3))
+                )
             native += col(grad[idx] * np.cos(grad_angle[idx])) * ramp[None, None, :]
             native += col(grad[idx] * np.sin(grad_angle[idx])) * ramp[None, :, None]
             native += rng.standard_normal(native.shape, dtype=np.float32) * col(noise_sd[idx])
@@ -125,9 +208,10 @@ def _one_blas_thread() -> None:
 def _render_chunk(args):
     label, n, seed_seq, cfg, keep_native = args
     rng = np.random.default_rng(seed_seq)
-    background = np.clip(rng.normal(*cfg.background, n), 150, 200).astype(np.float32)
-    fields, meta = RENDERERS[label](rng, n, background, cfg.pixel_um)
-    images, natives, side, pixel_um = _finish(rng, fields, meta, cfg, keep_native)
+    background = np.clip(rng.normal(*cfg.background_mean_sd, n), 120, 210).astype(np.float32)
+    fields, meta = RENDERERS[label](rng, n, background, cfg.pixel_um, cfg.profile)
+    _frame_in_tiles(rng, fields, background, meta, cfg)
+    images, natives, side, pixel_um = _finish(rng, fields, background, meta, cfg, keep_native)
     columns = {
         "native_h": side,
         "native_w": side,

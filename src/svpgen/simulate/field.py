@@ -8,6 +8,8 @@ optics (PSF, native resolution, noise, quantisation) and the standard preprocess
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.fft
 
@@ -136,3 +138,41 @@ def fractal_noise(
     # zero mean by construction (gain[0, 0] = 0), so the standard deviation is the RMS
     noise /= (np.sqrt(np.einsum("nij,nij->n", noise, noise) / (size * size)) + 1e-6)[:, None, None]
     return noise
+
+
+ZOOM_STEPS = 200  # zoom factors are rounded to 1/200 (a matrix each, cached)
+
+
+@functools.lru_cache(maxsize=256)
+def _zoom_matrix(step: int) -> np.ndarray:
+    f = step / ZOOM_STEPS
+    edges = SIZE / 2 + (np.arange(SIZE + 1) - SIZE / 2) / f  # output pixel edges, in source px
+    lo, hi = edges[:-1, None], edges[1:, None]
+    j = np.arange(SIZE)[None, :]
+    weights = np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0, None)
+    return (weights / (hi - lo)).astype(np.float32)  # beyond the source: zero
+
+
+def zoom_matrices(factors: np.ndarray) -> np.ndarray:
+    """Per-particle (N, 64, 64) matrices ``Z`` that shrink a deviation field about the crop
+    centre by ``factor`` ≤ 1 (``Z @ d @ Zᵀ``): each output pixel is the area average of the
+    source pixels it covers, zero beyond the source (exact area resampling: fine texture
+    does not alias)."""
+    steps = np.clip(np.rint(np.asarray(factors) * ZOOM_STEPS), 1, ZOOM_STEPS).astype(int)
+    return (
+        np.stack([_zoom_matrix(int(k)) for k in steps])
+        if len(steps)
+        else np.zeros((0, SIZE, SIZE), np.float32)
+    )
+
+
+def _edge_taper() -> np.ndarray:
+    """1 inside, falling smoothly to 0 over the outer 8 px of the crop (a deviation field
+    that reaches the crop's edge is cut softly, not as a square, when it shrinks)."""
+    d = np.minimum(_XX[0], SIZE - _XX[0])  # distance from the nearest edge (pixel centres)
+    t = np.clip(d / 8.0, 0.0, 1.0)
+    t = t * t * (3 - 2 * t)
+    return np.minimum.outer(t, t).astype(np.float32)
+
+
+EDGE_TAPER = _edge_taper()

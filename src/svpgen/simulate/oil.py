@@ -21,8 +21,16 @@ import numpy as np
 
 from svpgen.simulate.field import _XX, _YY, SIZE, col, fractal_noise, radius, ring
 
-MODES = ("bright", "dark", "faint", "other")
-MODE_P = (0.50, 0.30, 0.10, 0.10)
+MODES = ("bright", "dark", "faint", "other", "halo", "rings", "spot")
+# the looks' shares per calibration profile: the paper's Fig. 5 tiles (bright 50 / dark 30 /
+# faint 10 / other 10), and with a real FlowCam run's droplets as well — of its 32 droplets
+# clear or probable by eye, 13 bright centres (most of them small spots in a shallow ring),
+# 6 dark discs in a bright halo, 5 rings, 8 large soft dark discs (faint)
+MODE_P = {
+    "fig5": (0.50, 0.30, 0.10, 0.10, 0.0, 0.0, 0.0),
+    "flowcam": (0.20, 0.08, 0.16, 0.08, 0.20, 0.14, 0.14),
+}
+DROPLET_SIZE = {"fig5": (4.0, 0.6), "flowcam": (5.5, 0.7)}  # ESD median µm, σ_ln
 OTHER_KINDS = ("doublet", "smeared")
 OTHER_P = (0.4, 0.6)
 
@@ -79,7 +87,47 @@ def _faint(rng, r, rs, R, cx, cy):
     return sign * col(_uniform(rng, 25, 45, k)) * np.exp(-((r / col(R * 0.8)) ** 2))
 
 
-LOOKS = {"bright": _bright, "dark": _dark, "faint": _faint}
+def _halo(rng, r, rs, R, cx, cy):
+    """Focused the other way: a dark disc, darkest at its centre, in a bright halo."""
+    k = len(R)
+    disc = -col(_uniform(rng, 45, 110, k)) * np.exp(
+        -((r / col(R * _uniform(rng, 0.55, 0.8, k))) ** col(_uniform(rng, 2.0, 3.0, k)))
+    )
+    halo = col(_uniform(rng, 10, 40, k)) * ring(
+        r, R * _uniform(rng, 1.05, 1.35, k), R * _uniform(rng, 0.2, 0.4, k)
+    )
+    return disc * _one_sided(rng, k, cx, cy, 0.25) + halo
+
+
+def _rings(rng, r, rs, R, cx, cy):
+    """Far from focus: concentric defocus fringes — a bright ring about a slightly dark
+    centre, a dark ring outside it, fading outwards."""
+    k = len(R)
+    period = col(R * _uniform(rng, 0.7, 0.9, k))
+    fade = np.exp(-((r / col(R * _uniform(rng, 1.1, 1.4, k))) ** 2))
+    centre = np.exp(-((r / col(R * 0.15)) ** 2))
+    return col(_uniform(rng, 15, 40, k)) * (np.sin(np.pi * r / period) - 0.4 * centre) * fade
+
+
+def _spot(rng, r, rs, R, cx, cy):
+    """A small droplet near focus in a run's tile: a bright centre in a shallow dark ring
+    (the FlowCam run's ones: +50 at the centre, −5 to −15 in the ring)."""
+    k = len(R)
+    core = col(_uniform(rng, 30, 90, k)) * np.exp(
+        -((rs / col(R * _uniform(rng, 0.3, 0.45, k))) ** 2)
+    )
+    trough = -col(_uniform(rng, 5, 20, k)) * ring(r, R * _uniform(rng, 0.7, 0.9, k), R * 0.3)
+    return core + trough
+
+
+LOOKS = {
+    "bright": _bright,
+    "dark": _dark,
+    "faint": _faint,
+    "halo": _halo,
+    "rings": _rings,
+    "spot": _spot,
+}
 
 
 def droplet_deviation(
@@ -101,15 +149,26 @@ def droplet_deviation(
     return dev
 
 
-def render_oil(rng: np.random.Generator, n: int, background: np.ndarray, pixel_um: float):
+def render_oil(
+    rng: np.random.Generator,
+    n: int,
+    background: np.ndarray,
+    pixel_um: float,
+    profile: str = "flowcam",
+):
     """Ideal intensity fields (N×64×64) and per-particle metadata of ``n`` oil droplets."""
-    mode = rng.choice(np.array(MODES, dtype=object), size=n, p=MODE_P)
-    d = np.clip(np.exp(np.log(4.0) + 0.6 * rng.standard_normal(n)), 1.5, 40.0)
+    mode = rng.choice(np.array(MODES, dtype=object), size=n, p=MODE_P[profile])
+    # ESD lognormal: median 4 µm, σ_ln 0.6 (the spec); a real FlowCam run's droplets are larger
+    median, spread = DROPLET_SIZE[profile]
+    d = np.clip(np.exp(np.log(median) + spread * rng.standard_normal(n)), 1.5, 40.0)
     R = np.select(
         [mode == "faint", mode == "dark"],
         [_uniform(rng, 22, 30, n), _uniform(rng, 16, 21, n)],
         _uniform(rng, 19, 24, n),
     )
+    rings = np.flatnonzero(mode == "rings")
+    if len(rings):  # (drawn only when there are any: the fig5 profile draws as before)
+        R[rings] = _uniform(rng, 20, 26, len(rings))
     cx, cy = SIZE / 2 + rng.normal(0, 1.2, (2, n))
     aspect = rng.uniform(0.88, 1.0, n)
     r = radius(cx, cy, aspect, rng.uniform(0, np.pi, n))
@@ -159,4 +218,6 @@ def render_oil(rng: np.random.Generator, n: int, background: np.ndarray, pixel_u
         "subtype": subtype,
         "aspect": aspect,
         "defocus_px": defocus,
+        # far-from-focus looks exist only in a run's tiles, not in a curated tight crop
+        "tile_only": np.isin(mode, ("halo", "rings", "spot")),
     }

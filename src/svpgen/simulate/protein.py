@@ -33,8 +33,20 @@ from svpgen.simulate.oil import droplet_deviation
 # tests/test_simulate.py measures the final tiles against the targets.
 PSF_COMPENSATION = 1.6
 
-SUBTYPES = ("translucent", "network", "dense")
-SUBTYPE_P = (0.45, 0.30, 0.25)
+SUBTYPES = ("translucent", "network", "dense", "floc", "soft")
+# the sub-types' shares per calibration profile (the round confusers come on top): the
+# simulator spec's, and with what a real FlowCam run of a stressed antibody shows —
+# textured flocs with bright speckle and, most of all, small soft out-of-focus blobs
+SUBTYPE_P = {
+    "fig5": (0.45, 0.30, 0.25, 0.0, 0.0),
+    "flowcam": (0.24, 0.14, 0.05, 0.32, 0.25),
+}
+
+
+# the defocus term's strength for translucent and network aggregates: the spec's, and for a
+# real FlowCam run weaker — its aggregates show lobes and speckle, not the crisp bright halo
+# that marks a defocused droplet there
+EDGE_CONTRAST = {"fig5": (0.15, 0.45), "flowcam": (0.03, 0.15)}
 
 
 def power_law_sizes(rng, n, lo=2.0, hi=200.0):
@@ -114,7 +126,8 @@ def _fibrils(rng, n, extent):
     return density > col(0.25 / (2 * np.pi * thick**2) * 2.5)
 
 
-def _translucent_or_network(rng, idx_count, background, subtype):
+def _translucent_or_network(rng, idx_count, background, subtype, edge=(0.15, 0.45)):
+    """``edge``: the range of the defocus term's strength (the phase-contrast rims)."""
     n = idx_count
     extent = SIZE * rng.uniform(0.5, 0.95, n)
     network = subtype == "network"
@@ -136,7 +149,7 @@ def _translucent_or_network(rng, idx_count, background, subtype):
     thickness *= 1.0 + 0.35 * texture
     absorption = rng.uniform(0.02, 0.12, n)
     defocus = rng.uniform(-1, 1, n)
-    kappa = rng.uniform(0.15, 0.45, n)
+    kappa = rng.uniform(*edge, n)
     dev = col(background) * (
         -col(absorption) * thickness - col(kappa * defocus) * _laplacian(thickness)
     )
@@ -179,22 +192,72 @@ def _dense(rng, n, background):
     return dev, extent, ar
 
 
-def render_protein(rng: np.random.Generator, n: int, background: np.ndarray, pixel_um: float):
+def _floc(rng, n, background):
+    """A textured floc as a FlowCam sees it: lumpy lobes seen by phase contrast — bright
+    lobes and dark ones side by side, with weak rims from the defocus term — a light
+    absorption, and bright speckle where the aggregate focuses light."""
+    extent = SIZE * rng.uniform(0.55, 0.9, n)
+    mask = _blob_union(rng, n, extent)
+    soft = blur(mask.astype(np.float32), rng.uniform(1.2, 2.0, n))
+    thickness = soft * (1.0 + 0.6 * fractal_noise(rng, n, beta=2.0))
+    kappa = rng.uniform(0.05, 0.2, n) * np.where(rng.random(n) < 0.6, 1.0, -1.0)
+    dev = col(background) * (
+        -col(rng.uniform(0.0, 0.12, n)) * thickness - col(kappa) * _laplacian(thickness)
+    )
+    lobes = fractal_noise(rng, n, beta=2.8)  # smooth lobes of either sign
+    bright, dark = np.maximum(lobes - 0.3, 0), np.maximum(-lobes - 0.3, 0)
+    dev += soft * (col(rng.uniform(30, 80, n)) * bright - col(rng.uniform(20, 60, n)) * dark)
+    density = rng.uniform(0.01, 0.05, n)
+    points = (rng.random((n, SIZE, SIZE), dtype=np.float32) < col(density)) & mask
+    sparkle = blur(points.astype(np.float32), rng.uniform(0.8, 1.6, n))
+    dev += col(rng.uniform(150, 400, n)) * sparkle
+    dev += col(rng.uniform(3, 8, n)) * white_noise(rng, (n, SIZE, SIZE)) * mask
+    return dev, extent
+
+
+def _soft(rng, n, background):
+    """A small aggregate far out of focus: a soft blob, darker (70%) or lighter than the
+    background, barely structured."""
+    extent = SIZE * rng.uniform(0.35, 0.7, n)
+    cx, cy = SIZE / 2 + rng.uniform(-2, 2, (2, n))
+    r = radius(cx, cy, rng.uniform(0.6, 1.0, n), rng.uniform(0, np.pi, n))
+    r *= 1 + 0.15 * fractal_noise(rng, n, beta=3.0)
+    sign = np.where(rng.random(n) < 0.7, -1.0, 1.0)
+    dev = col(sign * rng.uniform(8, 35, n)) * np.exp(-((r / col(extent / 2)) ** 2))
+    return dev, extent
+
+
+def render_protein(
+    rng: np.random.Generator,
+    n: int,
+    background: np.ndarray,
+    pixel_um: float,
+    profile: str = "flowcam",
+):
     """Ideal intensity fields (N×64×64) and per-particle metadata of ``n`` protein aggregates."""
     d = power_law_sizes(rng, n)
     round_ = rng.random(n) < 0.05
     subtype = np.where(
-        round_, "round", rng.choice(np.array(SUBTYPES, dtype=object), size=n, p=SUBTYPE_P)
+        round_, "round", rng.choice(np.array(SUBTYPES, dtype=object), size=n, p=SUBTYPE_P[profile])
     ).astype(object)
     dev = np.zeros((n, SIZE, SIZE), np.float32)
     extent = np.zeros(n)
     aspect = np.ones(n)
     tn = np.flatnonzero((subtype == "translucent") | (subtype == "network"))
     if len(tn):
-        dev[tn], extent[tn], _ = _translucent_or_network(rng, len(tn), background[tn], subtype[tn])
+        dev[tn], extent[tn], _ = _translucent_or_network(
+            rng, len(tn), background[tn], subtype[tn], EDGE_CONTRAST[profile]
+        )
     de = np.flatnonzero(subtype == "dense")
     if len(de):
         dev[de], extent[de], aspect[de] = _dense(rng, len(de), background[de])
+    for name, make in (("floc", _floc), ("soft", _soft)):
+        idx = np.flatnonzero(subtype == name)
+        if len(idx):
+            dev[idx], extent[idx] = make(rng, len(idx), background[idx])
+    flocs = np.flatnonzero(subtype == "floc")
+    if len(flocs):  # flocs are the large ones: ESD lognormal, median 12 µm
+        d[flocs] = np.clip(np.exp(np.log(12.0) + 0.6 * rng.standard_normal(len(flocs))), 3, 200)
     ro = np.flatnonzero(round_)
     if len(ro):  # small round protein particles that look like (fainter, rough-edged) droplets
         k = len(ro)
@@ -215,4 +278,6 @@ def render_protein(rng: np.random.Generator, n: int, background: np.ndarray, pix
         "native_side": side,
         "subtype": subtype,
         "aspect": aspect,
+        # the looks only a run's tiles show (calibrated on one), not a curated tight crop
+        "tile_only": np.isin(subtype, ("floc", "soft")),
     }

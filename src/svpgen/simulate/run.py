@@ -27,9 +27,18 @@ def preview_grid(particles, path: Path, per_class: int = 16) -> Path:
 
 
 def run_simulate(
-    out, counts, seed=0, fmt="store", label_noise=0.03, pixel_um=0.55, workers=None, preview=None
+    out: str | Path,
+    counts: dict[str, int],
+    *,
+    seed: int = 0,
+    fmt: str = "store",
+    label_noise: float = 0.03,
+    pixel_um: float = 0.55,
+    workers: int | None = None,
+    preview: str | Path | None = None,
 ) -> str:
-    """``svpgen simulate``: render, write as a store / folder tree / FlowCam export; the summary text."""
+    """``svpgen simulate``: render, write as a store / folder tree / FlowCam export; the summary
+    text."""
     cfg = SimConfig(label_noise=label_noise, pixel_um=pixel_um)
     if workers:
         cfg = replace(cfg, workers=workers)
@@ -48,7 +57,8 @@ def run_simulate(
     else:
         write_flowcam(sim, out)
     lines = [
-        f"simulated {len(sim.particles)} particles in {elapsed:.1f} s ({len(sim.particles) / max(elapsed, 1e-9):.0f}/s) → {out} ({fmt})"
+        f"simulated {len(sim.particles)} particles in {elapsed:.1f} s "
+        f"({len(sim.particles) / max(elapsed, 1e-9):.0f}/s) → {out} ({fmt})"
     ]
     lines += [
         f"  {lab:>13}: {n}" for lab, n in sim.particles.table["true_label"].value_counts().items()
