@@ -327,7 +327,9 @@ def test_study_on_a_labs_store(tmp_path, counts, names):
     assert cfg["prevalence"] == [1.0 if c in minority else 1000.0 for c in cfg["classes"]]
     assert sorted(p.name for p in (out / "diffusion").iterdir()) == sorted(minority)
     table = pd.read_csv(out / "report" / "table2.csv")
-    assert len(table) == 3 and table["macro AUPRC"].between(0, 1).all()
+    cnn = table[table["model"] == "resnet18"]
+    assert len(cnn) == 3 and table["macro AUPRC"].between(0, 1).all()
+    assert set(table["model"]) == {"resnet18", "rules", "forest"}  # and the baselines' rows
     for c in cfg["classes"]:
         short = {"protein": "PA", "silicone_oil": "SO", "air_bubble": "AB"}.get(c, c)
         assert f"R {short}" in table.columns

@@ -187,12 +187,15 @@ def import_model(file: Path, out: Path, kind: str, label: str | None, mean: str,
         canon = canonical_label(label or "")
         if canon in (None, UNKNOWN):
             raise SvpgenError(
-                f"--label {label!r}: a diffusion model needs the particle class it generates (e.g. air_bubble)"
+                f"--label {label!r}: a diffusion model needs the particle class it generates "
+                "(e.g. air_bubble)"
             )
         g = import_authors_diffusion(file, out, canon)
         click.echo(
-            f"imported {file} → {out}: {canon} U-Net dim {g.config.unet.dim} mults {g.config.unet.dim_mults}, "
-            f"sampler ddpm over T = {g.config.schedule.timesteps}, no clipping, truncating uint8 conversion"
+            f"imported {file} → {out}: {canon} U-Net dim {g.config.unet.dim} mults "
+            f"{g.config.unet.dim_mults}, "
+            f"sampler ddpm over T = {g.config.schedule.timesteps}, no clipping, truncating uint8 "
+            "conversion"
         )
     else:
         from svpgen.classify.authors import import_authors_classifier
@@ -201,8 +204,10 @@ def import_model(file: Path, out: Path, kind: str, label: str | None, mean: str,
             file, out, parse_floats(mean, "--mean"), parse_floats(std, "--std")
         )
         click.echo(
-            f"imported {file} → {out}: {clf.config.arch}, {clf.config.in_chans} input channels (gray repeated), "
-            f"classes {', '.join(clf.classes)}, input mean {clf.config.input_mean} std {clf.config.input_std} (assumed)"
+            f"imported {file} → {out}: {clf.config.arch}, {clf.config.in_chans} input channels "
+            "(gray repeated), "
+            f"classes {', '.join(clf.classes)}, input mean {clf.config.input_mean} std "
+            f"{clf.config.input_std} (assumed)"
         )
 
 
@@ -302,7 +307,18 @@ def simulate(
         "glass": glass,
         "fiber": fiber,
     }
-    click.echo(run_simulate(out, counts, seed, fmt, label_noise, pixel_um, workers, preview))
+    click.echo(
+        run_simulate(
+            out,
+            counts,
+            seed=seed,
+            fmt=fmt,
+            label_noise=label_noise,
+            pixel_um=pixel_um,
+            workers=workers,
+            preview=preview,
+        )
+    )
 
 
 @main.command("train-diffusion")
@@ -347,7 +363,8 @@ def simulate(
 @click.option(
     "--symmetries",
     type=click.Choice(SYMMETRY_MODES),
-    help="augmentation: the square's 8 symmetries (paper), those the class's images keep (auto; quick), or none",
+    help="augmentation: the square's 8 symmetries (paper), those the class's images keep "
+    "(auto; quick), or none",
 )
 @click.option(
     "--init-from",
@@ -414,10 +431,10 @@ def train_diffusion_cmd(
             out,
             label,
             preset,
-            resume,
-            device,
-            fid_hook_factory if (fid and encoder) else None,
-            init_from,
+            resume=resume,
+            device=device,
+            eval_hook_factory=fid_hook_factory if (fid and encoder) else None,
+            init_from=init_from,
             epochs=epochs,
             batch_size=batch_size,
             lr=lr,
@@ -466,7 +483,8 @@ def train_diffusion_cmd(
 @click.option(
     "--filter-against",
     type=_existing("dir"),
-    help="drop near-copies of training images and out-of-range morphology (vs this store's real images)",
+    help="drop near-copies of training images and out-of-range morphology (vs this store's "
+    "real images)",
 )
 def generate(
     model,
@@ -499,19 +517,20 @@ def generate(
         generator,
         out,
         n,
-        sampler,
-        steps,
-        seed,
-        batch_size,
-        trajectory,
-        grid,
-        "append" if append else "create",
-        command_line(),
-        keep,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        batch_size=batch_size,
+        trajectory_png=trajectory,
+        grid_png=grid,
+        mode="append" if append else "create",
+        command=command_line(),
+        keep=keep,
     )
     record = store.provenance[-1]
     click.echo(
-        f"generated {n} images with {record['sampler']} in {seconds:.1f} s ({n / seconds:.2f} img/s), "
+        f"generated {n} images with {record['sampler']} in {seconds:.1f} s ({n / seconds:.2f} "
+        "img/s), "
         f"{record.get('filtered_out', 0)} filtered out → {out} (store holds {len(store)})"
     )
     for name, path in (("trajectory", trajectory), ("grid", grid)):
@@ -754,7 +773,8 @@ def evaluate(model, store, out, prevalence, truth_column):
     evaluate_model(model, store, out, prevalence, truth_column=truth_column)
     click.echo((out / "metrics.md").read_text())
     click.echo(
-        f"written: {out}/metrics.json, metrics.md, predictions.csv, confusion_*.png, pr_curves.png, misclassified.png"
+        f"written: {out}/metrics.json, metrics.md, predictions.csv, confusion_*.png, "
+        "pr_curves.png, misclassified.png"
     )
 
 
@@ -773,9 +793,12 @@ def train_encoder(store, out, epochs, seed, device):
     from svpgen.evaluate.encoder import train_particle_encoder
 
     train, tune = split_train_tune(labelled(ParticleStore(store), real_only=True), 0.15, seed)
-    res = train_particle_encoder(train, tune, out, epochs, seed, device=resolve_device(device))
+    res = train_particle_encoder(
+        train, tune, out, epochs=epochs, seed=seed, device=resolve_device(device)
+    )
     click.echo(
-        f"particle encoder: {len(train)} real images, best epoch {res.best_epoch} of {res.epochs_run}, "
+        f"particle encoder: {len(train)} real images, best epoch {res.best_epoch} of "
+        f"{res.epochs_run}, "
         f"tuning macro AUPRC {res.best_score:.3f} → {out}"
     )
 
@@ -835,7 +858,8 @@ def audit(
     seed,
     device,
 ):
-    """Is a generated particle good enough? FID/KID (+CI), precision/recall, memorization, morphology."""
+    """Is a generated particle good enough? FID/KID (+CI), precision/recall, memorization,
+    morphology."""
     from svpgen.diffusion.generator import Generator
     from svpgen.evaluate.audit import run_audit
     from svpgen.evaluate.features import make_extractor
@@ -846,16 +870,17 @@ def audit(
         real_store,
         out,
         extractor,
-        n,
-        sampler,
-        steps,
-        seed,
-        generated,
-        bootstrap,
+        n=n,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        generated_store=generated,
+        bootstrap=bootstrap,
     )
     click.echo((out / "audit.md").read_text())
     click.echo(
-        f"written: {out}/audit.json, audit.md, real_vs_generated.png, closest_pairs.png, morphology.png"
+        f"written: {out}/audit.json, audit.md, real_vs_generated.png, closest_pairs.png, "
+        "morphology.png"
     )
 
 
@@ -906,13 +931,33 @@ def study(preset, config_file, data, out, backend, workers, minority, prevalence
         minority=_class_names(minority),
         prevalence=_prevalence(prevalence),
     )
-    records = run_study(cfg, out, data, resolve_device(device), backend, workers, echo=click.echo)
-    click.echo("")
-    click.echo((out / "report" / "report.md").read_text().split("## Table 2 — as sampled")[0])
-    total = sum(r.get("seconds", 0) for r in records.values())
-    click.echo(
-        f"study finished; this run's stages took {total / 60:.1f} min. Report: {out / 'report' / 'report.html'}"
+    result = run_study(
+        cfg,
+        out,
+        data,
+        device=resolve_device(device),
+        backend=backend,
+        workers=workers,
+        echo=click.echo,
     )
+    click.echo(_study_summary(result))
+
+
+def _study_summary(result) -> str:
+    """The answer, Table 2 with its intervals, the time the stages took, where the report is."""
+    from svpgen.markdown import markdown_table
+    from svpgen.study.compare import with_intervals
+
+    lines = ["", "The answer:", *(f"- {a}" for a in result.report.answers)]
+    if result.table2 is not None:
+        lines += [
+            "",
+            "Table 2 (95% intervals):",
+            markdown_table(with_intervals(result.table2.table)),
+        ]
+    total = sum(r.get("seconds", 0) for r in result.records.values())
+    lines += ["", f"study finished; this run's stages took {total / 60:.1f} min."]
+    return "\n".join(lines + [f"Report: {result.report.html}"])
 
 
 @main.command()
@@ -921,9 +966,9 @@ def report(study_dir):
     """(Re)write the Markdown/CSV/HTML report of a study directory."""
     from svpgen.study.report import write_report
 
-    paths = write_report(study_dir)
+    written = write_report(study_dir)
     click.echo(
-        f"report: {paths['html']} ({paths['figures']} figures), {paths['markdown']}, {paths['csv']}"
+        f"report: {written.html} ({written.figures} figures), {written.markdown}, {written.csv}"
     )
 
 
@@ -977,14 +1022,14 @@ def counts(
     res = counts_report(
         predictions,
         out,
-        export_dir,
-        fluid_volume_ml,
-        dilution,
-        fill_volume_ml,
-        container_ml,
-        method,
-        min_confidence,
-        large,
+        export_dir=export_dir,
+        fluid_volume_ml=fluid_volume_ml,
+        dilution=dilution,
+        fill_volume_ml=fill_volume_ml,
+        container_ml=container_ml,
+        method=method,
+        min_confidence=min_confidence,
+        large=large,
     )
     click.echo(res["markdown"])
     click.echo(

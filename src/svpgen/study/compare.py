@@ -10,7 +10,6 @@ were evaluated on the same images, so one stratified bootstrap serves them all
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,41 +17,17 @@ import numpy as np
 import pandas as pd
 
 from svpgen.evaluate.intervals import Bootstrap, bootstrap, metric_names, verdict
+from svpgen.study.config import TABLE1_PROTEIN_K
+from svpgen.study.layout import MORPHOLOGY_MODELS, Cell, StudyLayout
 
 SHORT = {"protein": "PA", "silicone_oil": "SO", "air_bubble": "AB"}
-MORPHOLOGY = {
+BASELINE_NAMES = {
     "rules": "the rule filters",
     "forest": "the random forest",
     "boosting": "gradient boosting",
 }
-DATASET_ORDER = [
-    "Real-0",
-    "Real-1",
-    "Real-2",
-    "Real-3",
-    "Real-4",
-    "Mixed-1",
-    "Mixed-2",
-    "Mixed-3",
-    "Mixed-4",
-]
+DATASET_ORDER = list(TABLE1_PROTEIN_K)  # Real-0 … Real-4, Mixed-1 … Mixed-4
 PAIR_METRICS = ("macro_auprc", "macro_recall")
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One Table 2 cell: a model, a Table 1 dataset, an imbalance strategy."""
-
-    arch: str
-    dataset: str
-    imbalance: str
-
-    @property
-    def key(self) -> str:
-        """The cell's name, e.g. resnet18/Mixed-4 or resnet18/Real-4+weighted."""
-        return f"{self.arch}/{self.dataset}" + (
-            "" if self.imbalance == "none" else f"+{self.imbalance}"
-        )
 
 
 def metric_label(metric: str) -> str:
@@ -68,43 +43,30 @@ def metric_label(metric: str) -> str:
     }[metric]
 
 
-def _cell_of(path: Path) -> Cell:
-    arch, cell = path.parent.name, path.name
-    dataset, _, strategy = cell.partition("_")
-    return Cell(arch, dataset, strategy or "none")
-
-
 def load_evaluations(
     out: Path,
 ) -> tuple[np.ndarray, list[str], dict[Cell, list[np.ndarray]], np.ndarray | None]:
     """(true class indices, classes, cell → one probability matrix per seed, prevalence)
-    from ``OUT/eval/<arch>/<cell>/seed<k>/``; every cell must have been evaluated on the
-    same images in the same order."""
+    from the study's evaluations (:meth:`StudyLayout.evaluations`); every cell must have
+    been evaluated on the same images in the same order."""
     cells: dict[Cell, list[np.ndarray]] = {}
     y = classes = prevalence = None
     ids = None
-    for cell_dir in sorted(p for p in (out / "eval").glob("*/*") if p.is_dir()):
-        for seed_dir in sorted(
-            cell_dir.glob("seed*"), key=lambda p: int(re.sub(r"\D", "", p.name) or 0)
-        ):
-            pred_path = seed_dir / "predictions.csv"
-            if not pred_path.exists():
-                continue
-            metrics = json.loads((seed_dir / "metrics.json").read_text())
-            pred = pd.read_csv(pred_path)
-            if classes is None:
-                classes = list(metrics["as_sampled"]["classes"])
-                y = pred["truth"].map({c: i for i, c in enumerate(classes)}).to_numpy()
-                ids = pred["id"].to_numpy()
-                prev = metrics.get("at_prevalence", {}).get("prevalence")
-                prevalence = (
-                    None if prev is None else np.array([prev[c] for c in classes], dtype=np.float64)
-                )
-            elif not np.array_equal(pred["id"].to_numpy(), ids):
-                raise ValueError(f"{pred_path}: evaluated on other images than the first cell")
-            cells.setdefault(_cell_of(cell_dir), []).append(
-                pred[[f"p_{c}" for c in classes]].to_numpy()
+    for cell, _, seed_dir in StudyLayout(out).evaluations():
+        pred_path = seed_dir / "predictions.csv"
+        metrics = json.loads((seed_dir / "metrics.json").read_text())
+        pred = pd.read_csv(pred_path)
+        if classes is None:
+            classes = list(metrics["as_sampled"]["classes"])
+            y = pred["truth"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+            ids = pred["id"].to_numpy()
+            prev = metrics.get("at_prevalence", {}).get("prevalence")
+            prevalence = (
+                None if prev is None else np.array([prev[c] for c in classes], dtype=np.float64)
             )
+        elif not np.array_equal(pred["id"].to_numpy(), ids):
+            raise ValueError(f"{pred_path}: evaluated on other images than the first cell")
+        cells.setdefault(cell, []).append(pred[[f"p_{c}" for c in classes]].to_numpy())
     return y, classes or [], cells, prevalence
 
 
@@ -115,19 +77,19 @@ def comparison_pairs(cells: list[Cell]) -> list[tuple[Cell, Cell]]:
     present = set(cells)
     pairs = []
     for c in cells:
-        if c.arch in MORPHOLOGY:
+        if c.is_baseline:
             continue
-        real = "Real-" + c.dataset.split("-")[1]
-        pairs += [(c, ref) for ref in (Cell(k, real, "none") for k in MORPHOLOGY) if ref in present]
+        baselines = (Cell(k, c.real_dataset) for k in MORPHOLOGY_MODELS)
+        pairs += [(c, ref) for ref in baselines if ref in present]
         if c.imbalance == "none" and c.dataset.startswith("Mixed-"):
-            ref = Cell(c.arch, "Real-" + c.dataset.split("-")[1], "none")
+            ref = Cell(c.model, c.real_dataset)
         elif c.imbalance != "none":
-            ref = Cell(c.arch, c.dataset, "none")
+            ref = Cell(c.model, c.dataset)
         else:
             continue
         if ref in present:
             pairs.append((c, ref))
-    return sorted(pairs, key=lambda p: p[1].arch in MORPHOLOGY)  # the CNN's own pairs first
+    return sorted(pairs, key=lambda p: p[1].is_baseline)  # the CNN's own pairs first
 
 
 @dataclass
@@ -147,8 +109,8 @@ def _order(cells: list[Cell]) -> list[Cell]:
     return sorted(
         cells,
         key=lambda c: (
-            c.arch in MORPHOLOGY,
-            c.arch,
+            c.is_baseline,
+            c.model,
             rank.get(c.dataset, 99) + (c.imbalance != "none") * 0.5,
             c.imbalance,
         ),
@@ -168,7 +130,7 @@ def table2_with_intervals(out: Path, n_boot: int = 400, seed: int = 0) -> Table2
     rows = []
     for c in cells:
         row = {
-            "model": c.arch,
+            "model": c.model,
             "dataset": c.dataset,
             "imbalance": c.imbalance,
             "seeds": len(probas[c]),
@@ -225,7 +187,7 @@ def answer_sentences(comparisons: pd.DataFrame, metric: str = "macro AUPRC") -> 
     one sentence on the CNN cells against the morphology baselines."""
     lines = []
     rows = comparisons[comparisons["metric"] == metric]
-    against = rows["reference"].str.split("/").str[0].isin(list(MORPHOLOGY))
+    against = rows["reference"].str.split("/").str[0].isin(list(MORPHOLOGY_MODELS))
     for r in rows[~against].itertuples():
         arch, cand = r.candidate.split("/", 1)
         ref = r.reference.split("/", 1)[1]
@@ -247,9 +209,9 @@ def baseline_sentence(rows: pd.DataFrame, metric: str = "macro AUPRC") -> str:
         verdicts = group["verdict"].value_counts()
         better = int(verdicts.get("better", 0))
         if better == n:
-            text = f"all {n} beat {MORPHOLOGY[kind]}"
+            text = f"all {n} beat {BASELINE_NAMES[kind]}"
         else:
-            text = f"{better} of {n} beat {MORPHOLOGY[kind]}"
+            text = f"{better} of {n} beat {BASELINE_NAMES[kind]}"
             for verdict in ("no detectable difference", "worse"):
                 names = [
                     c.split("/", 1)[1] for c in group["candidate"][group["verdict"] == verdict]

@@ -76,6 +76,7 @@ class StudyConfig:
     tune_majority: int = 400
     tune_minority: int = 100
     label_noise: float = 0.03  # simulated training pools; the evaluation set uses ground truth
+    simulator: str = "flowcam"  # the simulator's calibration profile (svpgen.simulate.SimConfig)
     sampler: str | None = None  # None: each diffusion model's recommended sampler (config.json)
     sampler_steps: int | None = None
     audit: bool = True  # particle encoder, FID/KID per diffusion epoch, audit of generated images
@@ -87,8 +88,10 @@ class StudyConfig:
         1  # classifier training seeds per cell; ≥ 2 adds the between-seed spread to every interval
     )
     bootstrap: int = 400  # stratified bootstrap replicates behind Table 2's intervals
-    # int8 inference for the evaluation: bench_classify measured −0.20 points macro AUPRC on the quick
-    # study's Real-4 model and evaluation set (< 0.5), at 1.65× the fp32 speed; the paper preset uses fp32
+    # int8 inference for the evaluation: bench_classify measured −0.20 points macro AUPRC on the
+    # quick
+    # study's Real-4 model and evaluation set (< 0.5), at 1.65× the fp32 speed; the paper preset
+    # uses fp32
     eval_int8: bool = True
 
     def __post_init__(self):

@@ -21,6 +21,7 @@ from svpgen.classify.config import ClassifierConfig
 from svpgen.errors import SvpgenError
 from svpgen.study.config import TABLE1_PROTEIN_K, StudyConfig
 from svpgen.study.jobs import run_jobs
+from svpgen.study.layout import Cell, StudyLayout
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,14 @@ class Trial:
     seed: int = 0  # the training seed (0 … seeds − 1), added to the study's seed
 
     @property
-    def group(self) -> str:
+    def cell(self) -> Cell:
         """The (model, training data, strategy) cell of Table 2 this trial competes in."""
-        return f"{self.arch}/{self.dataset}" + (
-            "" if self.imbalance == "none" else f"+{self.imbalance}"
-        )
+        return Cell(self.arch, self.dataset, self.imbalance)
+
+    @property
+    def group(self) -> str:
+        """The trial's cell by name (:attr:`Cell.key`), as grid records store it."""
+        return self.cell.key
 
     @property
     def name(self) -> str:
@@ -50,9 +54,9 @@ class Trial:
             f"-seed{self.seed}" if self.seed else ""
         )
 
-    def run_dir(self, root: Path) -> Path:
-        """The trial's run folder below ``root``."""
-        return root / self.group.replace("+", "_") / self.name
+    def run_dir(self, runs: Path) -> Path:
+        """The trial's run folder below a study's ``runs`` folder."""
+        return runs / self.cell.model / self.cell.folder / self.name
 
 
 def grid_points(grid: dict) -> list[dict]:
@@ -101,11 +105,12 @@ def derive_logit_adjusted(trial: Trial, cfg: StudyConfig, out: Path) -> dict:
     from svpgen.classify.classifier import Classifier
     from svpgen.classify.train import normalise_prior
 
-    run = trial.run_dir(out / "runs")
+    layout = StudyLayout(out)
+    run = trial.run_dir(layout.runs)
     done = run / "done.json"
     if done.exists():
         return json.loads(done.read_text())
-    source = twin(trial).run_dir(out / "runs")
+    source = twin(trial).run_dir(layout.runs)
     derived_from = str(source.relative_to(out))
     clf = Classifier.from_pretrained(source, "cpu")
     clf.config = replace(clf.config, imbalance=trial.imbalance)
@@ -133,7 +138,8 @@ def run_trial(
     from svpgen.data.store import ParticleStore
     from svpgen.study.datasets import assemble
 
-    run = trial.run_dir(out / "runs")
+    layout = StudyLayout(out)
+    run = trial.run_dir(layout.runs)
     done, state = run / "done.json", run / "training_state.pt"
     if done.exists():
         state.unlink(missing_ok=True)  # left by a run killed after writing done.json (below)
@@ -148,8 +154,8 @@ def run_trial(
         batch_size=trial.batch_size,
         seed=cfg.seed + trial.seed,
     )
-    train = assemble(trial.dataset, cfg, out / "data", out / "generated")
-    tune = ParticleStore(out / "data" / "tune").select()
+    train = assemble(trial.dataset, cfg, layout.data, layout.generated_root)
+    tune = ParticleStore(layout.pool("tune")).select()
     result = train_classifier(
         train,
         tune,
@@ -241,7 +247,7 @@ def run_ray(trials: list[Trial], cfg: StudyConfig, out: Path, workers: int = 2) 
             "out": str(out),
         },
         tune_config=tune.TuneConfig(max_concurrent_trials=workers),
-        run_config=tune.RunConfig(storage_path=str(out / "ray"), name="grid", verbose=0),
+        run_config=tune.RunConfig(storage_path=str(StudyLayout(out).ray), name="grid", verbose=0),
     )
     results = tuner.fit()
     errors = [r.error for r in results if r.error]
@@ -251,7 +257,8 @@ def run_ray(trials: list[Trial], cfg: StudyConfig, out: Path, workers: int = 2) 
         )
     for i in derived:
         derive_logit_adjusted(trials[i], cfg, out)
-    return [json.loads((t.run_dir(out / "runs") / "done.json").read_text()) for t in trials]
+    runs = StudyLayout(out).runs
+    return [json.loads((t.run_dir(runs) / "done.json").read_text()) for t in trials]
 
 
 def best_per_group(records: list[dict]) -> dict[str, list[dict]]:

@@ -36,7 +36,9 @@ def _init_worker(threads: int) -> None:
     threadpool_limits(
         limits=threads
     )  # numpy's BLAS, scikit-learn's OpenMP; in force until the worker exits
-    try:  # Linux: a worker dies with the study (a killed study must not leave a trial half-written behind it)
+    # Linux: a worker dies with the study (a killed study must not leave a trial half-written behind
+    # it)
+    try:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

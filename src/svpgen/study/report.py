@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,14 @@ import pandas as pd
 from svpgen.atomic import write_csv, write_text
 from svpgen.errors import SvpgenError
 from svpgen.markdown import markdown_table
-from svpgen.study.compare import MORPHOLOGY, SHORT, answer_sentences, table2_with_intervals, with_intervals
+from svpgen.study.compare import (
+    SHORT,
+    Table2,
+    answer_sentences,
+    table2_with_intervals,
+    with_intervals,
+)
+from svpgen.study.layout import MORPHOLOGY_MODELS, Cell, StudyLayout
 
 
 def _load(path: Path):
@@ -26,16 +34,13 @@ def _load(path: Path):
 
 def table2_as_sampled(out: Path) -> pd.DataFrame:
     """Point values on the evaluation set as drawn (no reweighting), mean over seeds."""
+    by_cell: dict[Cell, list[dict]] = {}
+    for cell, _, path in StudyLayout(out).evaluations():
+        metrics = json.loads((path / "metrics.json").read_text())["as_sampled"]
+        by_cell.setdefault(cell, []).append(metrics)
     rows = []
-    for cell_dir in sorted(p for p in (out / "eval").glob("*/*") if p.is_dir()):
-        runs = [
-            json.loads(p.read_text())["as_sampled"]
-            for p in sorted(cell_dir.glob("seed*/metrics.json"))
-        ]
-        if not runs:
-            continue
-        dataset, _, strategy = cell_dir.name.partition("_")
-        row = {"model": cell_dir.parent.name, "dataset": dataset, "imbalance": strategy or "none"}
+    for cell, runs in by_cell.items():
+        row = {"model": cell.model, "dataset": cell.dataset, "imbalance": cell.imbalance}
         for c in runs[0]["classes"]:
             row[f"P {SHORT.get(c, c)}"] = float(
                 np.mean([m["per_class"][c]["precision"] for m in runs])
@@ -48,7 +53,7 @@ def table2_as_sampled(out: Path) -> pd.DataFrame:
         row["macro R"] = float(np.mean([m["macro_recall"] for m in runs]))
         row["macro AUPRC"] = float(np.mean([m["macro_auprc"] for m in runs]))
         rows.append(row)
-    rows.sort(key=lambda r: r["model"] in MORPHOLOGY)  # the CNN cells, then the baselines
+    rows.sort(key=lambda r: r["model"] in MORPHOLOGY_MODELS)  # the CNN cells, then baselines
     return pd.DataFrame(rows)
 
 
@@ -63,10 +68,12 @@ def _lowest_mode_precision(modes: dict | None) -> str:
     return f"{worst} {values[worst]:.2f}"
 
 
-def _audit_table(out: Path) -> pd.DataFrame:
+def _audit_table(layout: StudyLayout) -> pd.DataFrame:
     rows = []
-    for path in sorted((out / "audit").glob("*/audit.json")):
-        a = json.loads(path.read_text())
+    for folder in layout.audits():
+        if not (folder / "audit.json").exists():
+            continue
+        a = json.loads((folder / "audit.json").read_text())
         lenses = a.get("lenses", {})
         auc, modes = lenses.get("two_sample_auc", {}), lenses.get("modes")
         for feats, r in a["features"].items():
@@ -95,31 +102,36 @@ def _audit_table(out: Path) -> pd.DataFrame:
 
 def _img(path: Path, caption: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+    text = html.escape(caption)
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{text}">'
+        f"<figcaption>{text}</figcaption></figure>"
+    )
 
 
-def _figures(out: Path) -> list[tuple[Path, str]]:
+def _figures(layout: StudyLayout) -> list[tuple[Path, str]]:
     figs: list[tuple[Path, str]] = []
-    fig_dir = out / "report" / "figures"
+    fig_dir = layout.figures
     if (fig_dir / "differences.png").exists():
         figs.append((fig_dir / "differences.png", "paired differences with 95% intervals"))
     for p in sorted(fig_dir.glob("real_vs_generated_*.png")):
         figs.append((p, f"real vs generated: {p.stem.removeprefix('real_vs_generated_')}"))
     for p in sorted(fig_dir.glob("denoising_*.png")):
         figs.append((p, f"denoising trajectory: {p.stem.removeprefix('denoising_')}"))
-    for a in sorted((out / "audit").glob("*")):
+    for a in layout.audits():
         for name, what in (
             ("closest_pairs.png", "closest generated–training pairs"),
             ("morphology.png", "morphology real vs generated"),
         ):
             if (a / name).exists():
                 figs.append((a / name, f"{what}: {a.name}"))
-    for d in sorted((out / "diffusion").glob("*")):
+    for d in layout.generators():
         for name, what in (("loss.png", "diffusion loss"), ("fid.png", "FID during training")):
             if (d / name).exists():
                 figs.append((d / name, f"{what}: {d.name}"))
-    for ev in sorted((out / "eval").glob("*/*/seed0")):
-        tag = f"{ev.parent.parent.name} / {ev.parent.name}"
+    for cell, seed, ev in layout.evaluations():
+        if seed != 0:
+            continue
         for name, what in (
             ("confusion_precision.png", "precision matrix"),
             ("confusion_recall.png", "recall matrix"),
@@ -127,17 +139,17 @@ def _figures(out: Path) -> list[tuple[Path, str]]:
             ("misclassified.png", "most confident mistakes"),
         ):
             if (ev / name).exists():
-                figs.append((ev / name, f"{tag}: {what}"))
+                figs.append((ev / name, f"{cell.key}: {what}"))
     return figs
 
 
-def _baseline_models(out: Path) -> list[str]:
+def _baseline_models(layout: StudyLayout) -> list[str]:
     """Each fitted morphology baseline in a line: what it was fitted on and, for the rule
     filters, the rules as a lab reads them."""
     lines = []
-    for config in sorted((out / "baselines").glob("*/*/config.json")):
-        description = json.loads(config.read_text()).get("description", "")
-        lines.append(f"{config.parent.parent.name} on {config.parent.name}: {description}")
+    for cell, folder in layout.baselines():
+        description = json.loads((folder / "config.json").read_text()).get("description", "")
+        lines.append(f"{cell.model} on {cell.dataset}: {description}")
     return lines
 
 
@@ -175,34 +187,61 @@ def _intro(study: dict, t2) -> tuple[str, str]:
     return text, prevalence
 
 
-def write_report(out: str | Path) -> dict:
-    """Write ``OUT/report/{report.md, table2.csv, table2_as_sampled.csv, report.html}``."""
-    out = Path(out)
-    study = _load(out / "study.json")
+@dataclass
+class StudyReport:
+    """What :func:`write_report` wrote, and Table 2 itself (None before any evaluation)."""
+
+    markdown: Path
+    html: Path
+    csv: Path
+    figures: int
+    table2: Table2 | None
+    answers: list[str]
+
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1300px;margin:2em auto;color:#222}"
+    "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
+    "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+    "td:first-child,td:nth-child(2),td:nth-child(3){text-align:left}"
+    "figure{display:inline-block;margin:8px;vertical-align:top}"
+    "img{max-width:620px}figcaption{font-size:12px;color:#555}ul.answer{font-size:16px}"
+)
+
+
+def _html_table(table: pd.DataFrame, empty: str, **options) -> str:
+    return table.to_html(index=False, **options) if not table.empty else f"<p>{empty}</p>"
+
+
+def _html_list(items: list[str], empty: str, css: str = "") -> str:
+    entries = "".join(f"<li>{html.escape(i)}</li>" for i in items) or f"<li>{empty}</li>"
+    return f'<ul class="{css}">{entries}</ul>' if css else f"<ul>{entries}</ul>"
+
+
+def write_report(out: str | Path) -> StudyReport:
+    """Write ``OUT/report/{report.md, table2.csv, table2_as_sampled.csv, comparisons.csv,
+    report.html}``; returns what it wrote, with Table 2."""
+    layout = StudyLayout(Path(out))
+    study = _load(layout.settings)
     if study is None:
         raise SvpgenError(f"{out}: not a study directory (no study.json)")
     cfg = study["config"]
-    report_dir = out / "report"
+    report_dir = layout.report
     report_dir.mkdir(parents=True, exist_ok=True)
-    t2 = table2_with_intervals(out, n_boot=cfg.get("bootstrap", 400), seed=cfg.get("seed", 0))
+    t2 = table2_with_intervals(
+        layout.root, n_boot=cfg.get("bootstrap", 400), seed=cfg.get("seed", 0)
+    )
     at_prev = t2.table if t2 else pd.DataFrame()
     comparisons = t2.comparisons if t2 else pd.DataFrame()
-    sampled = table2_as_sampled(out)
+    sampled = table2_as_sampled(layout.root)
     write_csv(report_dir / "table2.csv", at_prev)
     write_csv(report_dir / "table2_as_sampled.csv", sampled)
     write_csv(report_dir / "comparisons.csv", comparisons)
     if not comparisons.empty:
         from svpgen.plots import differences
 
-        differences(comparisons, report_dir / "figures" / "differences.png")
-    stages = [s for s in (_load(p) for p in sorted((out / "stages").glob("*.json"))) if s]
-    order = {
-        n: i
-        for i, n in enumerate(
-            ("data", "encoder", "diffusion", "generate", "audit", "grid", "baselines", "evaluate")
-        )
-    }
-    stages.sort(key=lambda s: order.get(s["stage"], 9))
+        differences(comparisons, layout.figures / "differences.png")
+    stages = [s for s in (_load(p) for p in layout.stage_records()) if s]
     intro, prevalence = _intro(study, t2)
     answers = answer_sentences(comparisons) if not comparisons.empty else []
     readable = with_intervals(at_prev) if not at_prev.empty else pd.DataFrame()
@@ -218,8 +257,9 @@ def write_report(out: str | Path) -> dict:
         if not comparisons.empty
         else pd.DataFrame()
     )
-    audit = _audit_table(out)
-    baselines = _baseline_models(out)
+    audit = _audit_table(layout)
+    baselines = _baseline_models(layout)
+    stage_times = pd.DataFrame(stages)[["stage", "seconds"]] if stages else pd.DataFrame()
     md = "\n".join(
         [
             "# svpgen study report",
@@ -256,37 +296,33 @@ def write_report(out: str | Path) -> dict:
             "",
             "## Stage wall time (s)",
             "",
-            markdown_table(
-                pd.DataFrame(stages)[["stage", "seconds"]] if stages else pd.DataFrame(), ".0f"
-            ),
+            markdown_table(stage_times, ".0f"),
             "",
         ]
     )
     write_text(report_dir / "report.md", md)
-    figs = _figures(out)
-    answers_html = (
-        "".join(f"<li>{html.escape(a)}</li>" for a in answers) or "<li>no comparisons yet</li>"
-    )
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>svpgen study report</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1300px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse;font-size:12px;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}
-td:first-child,td:nth-child(2),td:nth-child(3){{text-align:left}}figure{{display:inline-block;margin:8px;vertical-align:top}}
-img{{max-width:620px}}figcaption{{font-size:12px;color:#555}}ul.answer{{font-size:16px}}</style></head><body>
+    figs = _figures(layout)
+    three = {"float_format": lambda v: f"{v:.3f}"}
+    page = f"""<!doctype html><html><head><meta charset="utf-8">
+<title>svpgen study report</title><style>{_CSS}</style></head><body>
 <h1>svpgen study report</h1>
-<h2 id="answer">The answer</h2><ul class="answer">{answers_html}</ul>
+<h2 id="answer">The answer</h2>{_html_list(answers, "no comparisons yet", "answer")}
 <p>{html.escape(intro).replace("**", "")}</p>
-<h2 id="table2">Table 2 — at prevalence {prevalence}, with 95% intervals</h2>{readable.to_html(index=False, table_id="table2-prevalence") if not readable.empty else "<p>no evaluated models yet</p>"}
-<h2>Baselines: the instrument's morphology parameters</h2><ul>{"".join(f"<li>{html.escape(b)}</li>" for b in baselines) or "<li>none fitted</li>"}</ul>
-<h2>All paired comparisons</h2>{comp_readable.to_html(index=False) if not comp_readable.empty else "<p>none</p>"}
-<h2>Table 2 — as sampled (point values)</h2>{sampled.to_html(index=False, float_format=lambda v: f"{v:.3f}") if not sampled.empty else ""}
-<h2>Generated images: quality audit</h2>{audit.to_html(index=False, float_format=lambda v: f"{v:.3f}") if not audit.empty else "<p>no audit</p>"}
-<h2>Stage wall time</h2><table><tr><th>stage</th><th>seconds</th></tr>{"".join(f"<tr><td>{s['stage']}</td><td>{s['seconds']:.0f}</td></tr>" for s in stages)}</table>
+<h2 id="table2">Table 2 — at prevalence {prevalence}, with 95% intervals</h2>
+{_html_table(readable, "no evaluated models yet", table_id="table2-prevalence")}
+<h2>Baselines: the instrument's morphology parameters</h2>{_html_list(baselines, "none fitted")}
+<h2>All paired comparisons</h2>{_html_table(comp_readable, "none")}
+<h2>Table 2 — as sampled (point values)</h2>{_html_table(sampled, "", **three)}
+<h2>Generated images: quality audit</h2>{_html_table(audit, "no audit", **three)}
+<h2>Stage wall time</h2>{_html_table(stage_times, "", float_format=lambda v: f"{v:.0f}")}
 <h2>Figures</h2>{"".join(_img(p, c) for p, c in figs)}
 </body></html>"""
     write_text(report_dir / "report.html", page)
-    return {
-        "markdown": str(report_dir / "report.md"),
-        "html": str(report_dir / "report.html"),
-        "csv": str(report_dir / "table2.csv"),
-        "figures": len(figs),
-    }
+    return StudyReport(
+        report_dir / "report.md",
+        report_dir / "report.html",
+        report_dir / "table2.csv",
+        len(figs),
+        t2,
+        answers,
+    )

@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from svpgen.atomic import write_json
 from svpgen.data.store import ParticleStore
 from svpgen.errors import SvpgenError
+from svpgen.study.compare import Table2
 from svpgen.study.config import StudyConfig
 from svpgen.study.jobs import local_workers, run_jobs
+from svpgen.study.layout import Cell, StudyLayout
+from svpgen.study.report import StudyReport, write_report
 
 
 class StudyLog:
     """Echo a timestamped line and append it to ``OUT/study.log``."""
 
     def __init__(self, out: Path, echo: Callable[[str], None] = print):
-        self.path, self.echo = out / "study.log", echo
+        self.path, self.echo = StudyLayout(out).log, echo
 
     def __call__(self, message: str) -> None:
         line = f"{time.strftime('%H:%M:%S')} {message}"
@@ -35,7 +38,7 @@ class StudyLog:
 
 
 def _stage(out: Path, name: str, log: StudyLog, fn: Callable[[], dict]) -> dict:
-    marker = out / "stages" / f"{name}.json"
+    marker = StudyLayout(out).stage(name)
     if marker.exists():
         record = json.loads(marker.read_text())
         log(f"[{name}] already done ({record['seconds']:.0f} s) — skipped")
@@ -53,7 +56,7 @@ def _stage(out: Path, name: str, log: StudyLog, fn: Callable[[], dict]) -> dict:
 def _stage_data(cfg: StudyConfig, out: Path, data: Path | None) -> dict:
     from svpgen.study.datasets import pool_sizes, write_pools
 
-    data_dir = out / "data"
+    data_dir = StudyLayout(out).data
     if data is not None:
         store = ParticleStore(data)
         source = store.select(source=("real", "simulated"))
@@ -65,11 +68,17 @@ def _stage_data(cfg: StudyConfig, out: Path, data: Path | None) -> dict:
     sizes.pop("eval")
     total = {c: sum(s.get(c, 0) for s in sizes.values()) for c in cfg.classes}
     pool = simulate(
-        total, seed=cfg.seed, config=SimConfig(label_noise=cfg.label_noise), progress=True
+        total,
+        seed=cfg.seed,
+        config=SimConfig(label_noise=cfg.label_noise, profile=cfg.simulator),
+        progress=True,
     ).particles
     eval_counts = pool_sizes(cfg)["eval"]
     evaluation = simulate(
-        eval_counts, seed=cfg.seed + 1_000_000, config=SimConfig(label_noise=0.0), progress=True
+        eval_counts,
+        seed=cfg.seed + 1_000_000,
+        config=SimConfig(label_noise=0.0, profile=cfg.simulator),
+        progress=True,
     ).particles
     # pools are cut by the simulator's ground truth so each pool holds the classes it should;
     # training labels keep the label noise, the evaluation set is curated (no label noise)
@@ -81,17 +90,18 @@ def _stage_encoder(cfg: StudyConfig, out: Path, device: str) -> dict:
     """The particle encoder for FID/KID/PR, trained on the real training pool."""
     from svpgen.evaluate.encoder import train_particle_encoder
 
-    train = ParticleStore(out / "data" / "train").select()
-    tune = ParticleStore(out / "data" / "tune").select()
+    layout = StudyLayout(out)
+    train = ParticleStore(layout.pool("train")).select()
+    tune = ParticleStore(layout.pool("tune")).select()
     res = train_particle_encoder(
         train,
         tune,
-        out / "encoder",
-        cfg.encoder_epochs,
-        cfg.seed,
-        cfg.classifier_preset,
-        device,
-        resume=(out / "encoder" / "training_state.pt").exists(),
+        layout.encoder,
+        epochs=cfg.encoder_epochs,
+        seed=cfg.seed,
+        preset=cfg.classifier_preset,
+        device=device,
+        resume=(layout.encoder / "training_state.pt").exists(),
     )
     return {"tune_macro_auprc": res.best_score, "seconds_training": res.seconds}
 
@@ -108,16 +118,17 @@ def _train_diffusion_job(cfg: StudyConfig, out: Path, device: str, c: str) -> di
     from svpgen.diffusion.train import load_training_images, train_diffusion
 
     dcfg = _diffusion_config(cfg)
-    model_dir = out / "diffusion" / c
+    layout = StudyLayout(out)
+    model_dir = layout.generator(c)
     hook = None
     if dcfg.fid_epochs:
         from svpgen.evaluate.audit import fid_hook
         from svpgen.evaluate.features import EncoderFeatures
 
-        real = load_training_images(out / "data" / f"diffusion_{c}", c, dcfg.max_images, dcfg.seed)
-        hook = fid_hook(real, EncoderFeatures(out / "encoder", device=device), dcfg.fid_samples)
+        real = load_training_images(layout.diffusion_pool(c), c, dcfg.max_images, dcfg.seed)
+        hook = fid_hook(real, EncoderFeatures(layout.encoder, device=device), dcfg.fid_samples)
     res = train_diffusion(
-        out / "data" / f"diffusion_{c}",
+        layout.diffusion_pool(c),
         model_dir,
         c,
         dcfg,
@@ -137,13 +148,14 @@ def _stage_diffusion(cfg: StudyConfig, out: Path, device: str, log: StudyLog, wo
     dcfg = _diffusion_config(cfg)
     jobs = []
     for c in cfg.minority:
-        done = out / "diffusion" / c / "config.json"
+        done = StudyLayout(out).generator(c) / "config.json"
         if done.exists() and json.loads(done.read_text()).get("trained_epochs") == dcfg.epochs:
             log(f"  diffusion {c}: already trained")
             continue
-        resume = (out / "diffusion" / c / "training_state.pt").exists()
+        resume = (StudyLayout(out).generator(c) / "training_state.pt").exists()
         log(
-            f"  diffusion {c}: training ({cfg.diffusion_preset} preset{', resuming' if resume else ''})"
+            f"  diffusion {c}: training ({cfg.diffusion_preset} "
+            f"preset{', resuming' if resume else ''})"
         )
         jobs.append((c, (cfg, out, device, c)))
     info = run_jobs(
@@ -161,20 +173,21 @@ def _generate_job(cfg: StudyConfig, out: Path, device: str, c: str, n_total: int
     from svpgen.diffusion.generator import Generator
     from svpgen.plots import sample_grid
 
-    figures = out / "report" / "figures"
-    generator = Generator.from_pretrained(out / "diffusion" / c, device)
+    layout = StudyLayout(out)
+    figures = layout.figures
+    generator = Generator.from_pretrained(layout.generator(c), device)
     sampler, steps = generator.sampling(cfg.sampler, cfg.sampler_steps)
     store, seconds = generate_to_store(
         generator,
-        out / "generated" / c,
+        layout.generated(c),
         n_total,
-        sampler,
-        steps,
-        cfg.seed,
+        sampler=sampler,
+        steps=steps,
+        seed=cfg.seed,
         trajectory_png=figures / f"denoising_{c}.png",
         mode="overwrite",
     )
-    real = ParticleStore(out / "data" / f"diffusion_{c}").images[:16]
+    real = ParticleStore(layout.diffusion_pool(c)).images[:16]
     sample_grid(
         {f"real {c}": real, f"generated {c}": store.images[:16]},
         figures / f"real_vs_generated_{c}.png",
@@ -191,7 +204,8 @@ def _stage_generate(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> 
         n_total = max(n, 32)  # always enough for the real-vs-generated figure
         info[c] = _generate_job(cfg, out, device, c, n_total)
         log(
-            f"  generate {c}: {n_total} images with {info[c]['sampler']} in {info[c]['seconds']:.0f} s"
+            f"  generate {c}: {n_total} images with {info[c]['sampler']} in "
+            f"{info[c]['seconds']:.0f} s"
         )
     return {"generated": info}
 
@@ -201,17 +215,18 @@ def _audit_job(cfg: StudyConfig, out: Path, device: str, c: str, extractor) -> d
     from svpgen.diffusion.generator import Generator
     from svpgen.evaluate.audit import run_audit
 
-    generator = Generator.from_pretrained(out / "diffusion" / c, device)
+    layout = StudyLayout(out)
+    generator = Generator.from_pretrained(layout.generator(c), device)
     res = run_audit(
         generator,
-        out / "data" / "eval",
-        out / "audit" / c,
+        layout.pool("eval"),
+        layout.audit(c),
         extractor,
         n=cfg.eval_minority,
         sampler=cfg.sampler,
         steps=cfg.sampler_steps,
         seed=cfg.seed,
-        generated_store=out / "generated" / c,
+        generated_store=layout.generated(c),
         bootstrap=20,
     )
     enc = res["features"]["particle-encoder"]
@@ -232,7 +247,7 @@ def _audit_job(cfg: StudyConfig, out: Path, device: str, c: str, extractor) -> d
 def _stage_audit(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> dict:
     from svpgen.evaluate.features import EncoderFeatures
 
-    extractor = EncoderFeatures(out / "encoder", device=device)
+    extractor = EncoderFeatures(StudyLayout(out).encoder, device=device)
     info = {}
     for c in cfg.minority:
         log(f"  audit {c}")
@@ -247,7 +262,8 @@ def _stage_grid(
 
     trials = study_trials(cfg)
     log(
-        f"  {len(trials)} trials ({len(trials) // max(1, len(cfg.archs))} per model) on {backend}, {workers} at a time"
+        f"  {len(trials)} trials ({len(trials) // max(1, len(cfg.archs))} per model) on "
+        f"{backend}, {workers} at a time"
     )
     records = (
         run_ray(trials, cfg, out, workers)
@@ -255,7 +271,7 @@ def _stage_grid(
         else run_local(trials, cfg, out, device, workers)
     )
     best = best_per_group(records)
-    write_json(out / "grid_results.json", {"trials": records, "best": best})
+    write_json(StudyLayout(out).grid_results, {"trials": records, "best": best})
     return {"trials": len(records), "best": {g: [r["score"] for r in rs] for g, rs in best.items()}}
 
 
@@ -276,12 +292,12 @@ def _evaluate_job(
     from svpgen.evaluate.evaluation import evaluate_model
 
     trial = _trial(rec)
-    prevalence = ",".join(f"{c}={p:g}" for c, p in cfg.prevalence_by_class().items())
+    layout = StudyLayout(out)
     evaluate_model(
-        trial.run_dir(out / "runs"),
-        out / "data" / "eval",
+        trial.run_dir(layout.runs),
+        layout.pool("eval"),
         target,
-        prevalence,
+        _prevalence_option(cfg),
         figures=trial.seed == 0,
         truth_column=truth,
         progress=False,
@@ -289,6 +305,16 @@ def _evaluate_job(
         twin_predictions=twin_predictions,
     )
     return str(target)
+
+
+def _prevalence_option(cfg: StudyConfig) -> str:
+    """The study's deployment prevalence as ``svpgen evaluate --prevalence`` takes it."""
+    return ",".join(f"{c}={p:g}" for c, p in cfg.prevalence_by_class().items())
+
+
+def _truth_column(store: ParticleStore) -> str:
+    """The evaluation set's ground truth: the simulator's ``true_label``, else ``label``."""
+    return "true_label" if "true_label" in store.table.columns else "label"
 
 
 def _stage_baselines(cfg: StudyConfig, out: Path, log: StudyLog) -> dict:
@@ -300,56 +326,53 @@ def _stage_baselines(cfg: StudyConfig, out: Path, log: StudyLog) -> dict:
     from svpgen.evaluate.evaluation import evaluate_model
     from svpgen.study.datasets import assemble, baseline_datasets
 
-    eval_store = ParticleStore(out / "data" / "eval")
-    truth = "true_label" if "true_label" in eval_store.table.columns else "label"
-    prevalence = ",".join(f"{c}={p:g}" for c, p in cfg.prevalence_by_class().items())
+    layout = StudyLayout(out)
+    eval_store = ParticleStore(layout.pool("eval"))
+    truth = _truth_column(eval_store)
     features: dict[tuple, object] = {}
     info = {}
     for kind in cfg.morphology_baselines:
         for dataset in baseline_datasets(cfg):
             start = time.perf_counter()
-            train = assemble(dataset, cfg, out / "data", out / "generated")
+            train = assemble(dataset, cfg, layout.data, layout.generated_root)
             model = MorphologyModel.fit(
                 kind, train.images, train.table, prior=cfg.prevalence_by_class(), seed=cfg.seed
             )
-            model_dir = model.save_pretrained(out / "baselines" / kind / dataset)
+            cell = Cell(kind, dataset)
+            model_dir = model.save_pretrained(layout.baseline(cell))
             key = tuple(model.sources.items())
             if key not in features:
                 features[key] = model.features(eval_store.images, eval_store.table)
             evaluate_model(
                 model_dir,
-                out / "data" / "eval",
-                out / "eval" / kind / dataset / "seed0",
-                prevalence,
+                layout.pool("eval"),
+                layout.evaluation(cell),
+                _prevalence_option(cfg),
                 truth_column=truth,
                 progress=False,
                 features=features[key],
             )
             seconds = time.perf_counter() - start
-            info[f"{kind}/{dataset}"] = {"model": model.describe(), "seconds": seconds}
+            info[cell.key] = {"model": model.describe(), "seconds": seconds}
             log(f"  {kind} on {dataset}: {model.describe()} ({seconds:.0f} s)")
     return {"baselines": info}
 
 
 def _stage_evaluate(cfg: StudyConfig, out: Path, log: StudyLog) -> dict:
-    best = json.loads((out / "grid_results.json").read_text())["best"]
-    truth = (
-        "true_label"
-        if "true_label" in ParticleStore(out / "data" / "eval").table.columns
-        else "label"
-    )
+    layout = StudyLayout(out)
+    best = json.loads(layout.grid_results.read_text())["best"]
+    truth = _truth_column(ParticleStore(layout.pool("eval")))
     target = {
-        (group, rec.get("seed", 0)): out
-        / "eval"
-        / group.replace("+", "_")
-        / f"seed{rec.get('seed', 0)}"
+        (group, rec.get("seed", 0)): layout.evaluation(Cell.from_key(group), rec.get("seed", 0))
         for group, recs in best.items()
         for rec in recs
     }
     # where each evaluated model's predictions land: a model derived from its twin (logit
     # adjustment) reuses the twin's predictions instead of running the network again
     predictions = {
-        str(_trial(rec).run_dir(Path("runs"))): target[group, rec.get("seed", 0)]
+        str(_trial(rec).run_dir(layout.runs).relative_to(layout.root)): target[
+            group, rec.get("seed", 0)
+        ]
         / "predictions.csv"
         for group, recs in best.items()
         for rec in recs
@@ -372,16 +395,32 @@ def _stage_evaluate(cfg: StudyConfig, out: Path, log: StudyLog) -> dict:
     return {"evaluated": dict(sorted(info.items()))}
 
 
+@dataclass
+class StudyResult:
+    """What a study run did: each stage's record, and the report it wrote (Table 2 with its
+    intervals and comparisons included)."""
+
+    records: dict[str, dict]
+    report: StudyReport
+
+    @property
+    def table2(self) -> Table2 | None:
+        """Table 2 at the deployment prevalence, with intervals and paired comparisons."""
+        return self.report.table2
+
+
 def run_study(
     cfg: StudyConfig,
     out: str | Path,
     data: str | Path | None = None,
+    *,
     device: str = "cpu",
     backend: str = "local",
     workers: int = 2,
     echo: Callable[[str], None] = print,
-) -> dict:
-    """Run (or resume) the whole study in ``out``; returns the per-stage records.
+) -> StudyResult:
+    """Run (or resume) the whole study in ``out``; returns each stage's record and the
+    report (Table 2, its intervals and comparisons).
 
     The config's classes, minority classes and prevalence are resolved first — from the
     labelled classes of ``data`` (a store of the lab's own particles, whose pools are then
@@ -395,7 +434,7 @@ def run_study(
     if counts is not None:
         cfg, fitted = fit_to_data(cfg, counts)
     out.mkdir(parents=True, exist_ok=True)
-    saved = out / "study.json"
+    saved = StudyLayout(out).settings
     if saved.exists():
         previous = json.loads(saved.read_text())
         if previous["config"] != json.loads(json.dumps(cfg.to_dict())):
@@ -446,10 +485,8 @@ def run_study(
         "baselines": _stage(out, "baselines", log, lambda: _stage_baselines(cfg, out, log)),
         "evaluate": _stage(out, "evaluate", log, lambda: _stage_evaluate(cfg, out, log)),
     }
-    from svpgen.study.report import write_report
-
     start = time.perf_counter()
-    paths = write_report(out)
-    records["report"] = {"stage": "report", "seconds": time.perf_counter() - start, **paths}
-    log(f"[report] {paths['html']}")
-    return records
+    report = write_report(out)
+    records["report"] = {"stage": "report", "seconds": time.perf_counter() - start}
+    log(f"[report] {report.html}")
+    return StudyResult(records, report)
