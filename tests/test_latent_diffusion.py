@@ -64,7 +64,8 @@ def test_untrained_network_is_the_exact_gaussian_posterior_mean():
     z = torch.randn(3, 4)
     s2 = model.scale**2
     torch.testing.assert_close(model.denoise_latent(z, sigma), z * s2 / (s2 + sigma[:, None] ** 2))
-    # a pure outside-the-latent-space input, with a flat residual spectrum v: D shrinks it by v / (v + σ²)
+    # a pure outside-the-latent-space input, with a flat residual spectrum v: D shrinks it by v / (v
+    # + σ²)
     outside = torch.randn(3, 64 * 64)
     outside -= (outside @ model.basis.T) @ model.basis
     x = (model.mean + outside).reshape(3, 1, 64, 64)
@@ -149,7 +150,8 @@ def test_latent_loss_has_the_image_space_loss_gradients():
     latent_loss = (((model(z, t) - z0) ** 2).mean(1) * weight).mean()
     for a, b in zip(grads(image_loss), grads(latent_loss)):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-3)
-    # the training batch draws the same kind of thing: latents at σ, the network's timestep, the weight
+    # the training batch draws the same kind of thing: latents at σ, the network's timestep, the
+    # weight
     noisy, t, clean, w = latent_training_batch(
         model, SCHEDULE, images, torch.Generator().manual_seed(0)
     )
@@ -171,11 +173,9 @@ def test_config_needs_edm_and_mse_for_the_latent_network():
     cfg = DiffusionConfig(network="pca-mlp", schedule=SCHEDULE, loss="mse", sampler="edm-dpmpp")
     assert DiffusionConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     # a config written before the latent network existed still loads (as a U-Net)
-    old = {
-        k: v
-        for k, v in DIFFUSION_PRESETS["quick"].to_dict().items()
-        if k not in ("network", "latent")
-    }
+    parts = DIFFUSION_PRESETS["quick"].to_dict()
+    flat = {k: v for part in parts.values() for k, v in part.items()}  # settings side by side
+    old = {k: v for k, v in flat.items() if k not in ("network", "latent")}
     assert DiffusionConfig.from_dict(old).network == "unet"
 
 
@@ -210,15 +210,11 @@ def test_pca_mlp_trains_resumes_and_samples_through_the_cli(sim_store, tmp_path)
     result = CliRunner().invoke(main, [*args, "--epochs", "2"])
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "m" / "config.json").read_text())
-    saved = info["diffusion"]
-    assert (
-        saved["network"] == "pca-mlp"
-        and saved["latent"]["components"] == 8
-        and saved["latent"]["mixture"] == 4
-    )
+    saved = DiffusionConfig.from_dict(info["diffusion"])
+    assert saved.network == "pca-mlp" and saved.latent.components == 8 and saved.latent.mixture == 4
     # the symmetries training kept, and the test's p-values, are recorded with the model
     assert (
-        saved["symmetries"] == "auto"
+        saved.symmetries == "auto"
         and info["symmetries"][0] == "identity"
         and len(info["symmetry_p_values"]) == 7
     )

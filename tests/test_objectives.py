@@ -158,11 +158,10 @@ def test_edm_model_trains_records_its_sampler_and_samples(sim_store, tmp_path):
         max_images=16,
     )
     train_diffusion(sim_store, tmp_path / "m", "air_bubble", cfg, progress=False, device="cpu")
-    saved = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert (
-        saved["diffusion"]["sampler"] == "edm-dpmpp"
-        and saved["diffusion"]["schedule"]["objective"] == "edm"
+    saved = DiffusionConfig.from_dict(
+        json.loads((tmp_path / "m" / "config.json").read_text())["diffusion"]
     )
+    assert saved.sampler == "edm-dpmpp" and saved.schedule.objective == "edm"
     g = Generator.from_pretrained(tmp_path / "m", "cpu")
     assert g.sampling() == ("edm-dpmpp", 4)
     images = g.sample(3, seed=1)
@@ -176,7 +175,9 @@ def test_realism_lenses_see_a_missing_mode():
     from svpgen.simulate import SimConfig, simulate
 
     sim = simulate(
-        {"air_bubble": 240}, seed=5, config=SimConfig(workers=1, label_noise=0.0)
+        {"air_bubble": 240},
+        seed=5,
+        config=SimConfig(workers=1, label_noise=0.0, profile="fig5"),
     ).particles  # ~16 per rarest mode
     real, subtypes = sim.images, sim.table["subtype"].to_numpy()
     groups = generative.subtype_groups(subtypes)
@@ -198,7 +199,9 @@ def test_mode_gap_compares_like_with_like():
     from svpgen.simulate import SimConfig, simulate
 
     sim = simulate(
-        {"silicone_oil": 800}, seed=6, config=SimConfig(workers=1, label_noise=0.0)
+        {"silicone_oil": 800},
+        seed=6,
+        config=SimConfig(workers=1, label_noise=0.0, profile="fig5"),
     ).particles
     real, subtypes = sim.images, sim.table["subtype"].to_numpy()
     modes = generative.mode_coverage(real[:400], subtypes[:400], real[400:])
@@ -224,7 +227,7 @@ def test_precision_by_mode_sees_what_shares_miss():
     from svpgen.simulate.field import fractal_noise
 
     sim = simulate(
-        {"air_bubble": 240}, seed=5, config=SimConfig(workers=1, label_noise=0.0)
+        {"air_bubble": 240}, seed=5, config=SimConfig(workers=1, label_noise=0.0, profile="fig5")
     ).particles
     real, subtypes = sim.images, sim.table["subtype"].to_numpy()
     half = len(real) // 2
@@ -302,8 +305,10 @@ def test_cli_options_switch_objective_and_sampler_together(sim_store, tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    saved = json.loads((tmp_path / "v" / "config.json").read_text())["diffusion"]
-    assert saved["schedule"]["objective"] == "v" and saved["min_snr_gamma"] == 5.0
+    saved = DiffusionConfig.from_dict(
+        json.loads((tmp_path / "v" / "config.json").read_text())["diffusion"]
+    )
+    assert saved.schedule.objective == "v" and saved.min_snr_gamma == 5.0
     result = CliRunner().invoke(
         main,
         [

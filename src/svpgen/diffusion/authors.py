@@ -87,11 +87,13 @@ def convert_state(
         if key not in expected:
             original = next(k for k in state if rename_key(k) == key)
             raise SvpgenError(
-                f"{source}: tensor {original!r} has no place in the authors' U-Net (dim {unet.config.dim}, mults {unet.config.dim_mults})"
+                f"{source}: tensor {original!r} has no place in the authors' U-Net (dim "
+                f"{unet.config.dim}, mults {unet.config.dim_mults})"
             )
         if tuple(value.shape) != tuple(expected[key].shape):
             raise SvpgenError(
-                f"{source}: tensor {key!r} has shape {tuple(value.shape)}, the U-Net expects {tuple(expected[key].shape)}"
+                f"{source}: tensor {key!r} has shape {tuple(value.shape)}, the U-Net expects "
+                f"{tuple(expected[key].shape)}"
             )
     missing = [k for k in expected if k not in converted]
     if missing:

@@ -6,7 +6,7 @@ The ``paper`` preset is the paper's exact setup (Sec. 2.4): T = 1000 linear beta
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from svpgen.errors import SvpgenError
 from svpgen.presets import lookup
@@ -40,7 +40,9 @@ class UNetConfig:
     init_kernel: int = (
         7  # the first convolution: 7×7 (denoising-diffusion-pytorch); the authors' release: 1×1
     )
-    patch: int = 1  # >1: pixel-unshuffle the input by this factor (and shuffle the output back): 4× less compute at 2
+    # >1: pixel-unshuffle the input by this factor (and shuffle the output back): 4× less compute at
+    # 2
+    patch: int = 1
 
     def __post_init__(self):
         if self.patch not in (1, 2, 4):
@@ -60,7 +62,8 @@ class UNetConfig:
             lv not in levels for lv in self.linear_attention
         ):
             raise SvpgenError(
-                f"linear_attention levels {self.linear_attention} outside 0…{len(self.dim_mults) - 1}"
+                f"linear_attention levels {self.linear_attention} outside "
+                f"0…{len(self.dim_mults) - 1}"
             )
 
     @classmethod
@@ -102,17 +105,20 @@ class ScheduleConfig:
             )
         if not 0 < self.sigma_min < self.sigma_max or self.sigma_data <= 0 or self.p_std <= 0:
             raise SvpgenError(
-                "EDM noise settings must satisfy 0 < sigma_min < sigma_max, sigma_data > 0, p_std > 0"
+                "EDM noise settings must satisfy 0 < sigma_min < sigma_max, sigma_data > 0, "
+                "p_std > 0"
             )
         if self.timesteps < 2:
             raise SvpgenError(f"timesteps must be ≥ 2 (got {self.timesteps})")
         if not 0 < self.beta_start < self.beta_end < 1:
             raise SvpgenError(
-                f"betas must satisfy 0 < beta_start < beta_end < 1 (got {self.beta_start}, {self.beta_end})"
+                f"betas must satisfy 0 < beta_start < beta_end < 1 (got {self.beta_start}, "
+                f"{self.beta_end})"
             )
         if self.beta_schedule not in BETA_SCHEDULES:
             raise SvpgenError(
-                f"unknown beta_schedule {self.beta_schedule!r}; choose from {', '.join(BETA_SCHEDULES)}"
+                f"unknown beta_schedule {self.beta_schedule!r}; choose from "
+                f"{', '.join(BETA_SCHEDULES)}"
             )
 
     def scheduler_kwargs(self) -> dict:
@@ -156,19 +162,29 @@ class LatentConfig:
 
 
 @dataclass(frozen=True)
-class DiffusionConfig:
-    """Phase 1: one DDPM per minority class (paper Sec. 2.4)."""
+class ModelConfig:
+    """What a model's weights depend on: the network, its settings, the noise schedule."""
 
+    # the paper's U-Net, or "pca-mlp": a latent MLP (svpgen.diffusion.latent; EDM, MSE)
+    network: str = "unet"
     unet: UNetConfig = field(default_factory=UNetConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    network: str = (
-        "unet"  # the paper's U-Net, or "pca-mlp": a latent MLP (svpgen.diffusion.latent; EDM, MSE)
-    )
     latent: LatentConfig = field(default_factory=LatentConfig)  # the pca-mlp network
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+    def __post_init__(self):
+        if self.network not in NETWORKS:
+            raise SvpgenError(
+                f"unknown network {self.network!r}; choose from {', '.join(NETWORKS)}"
+            )
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a model is trained (paper: L1 on ε, 1000 epochs on 1000 images)."""
+
     loss: str = "l1"  # paper: L1 on ε; "mse" as an option
-    min_snr_gamma: float | None = (
-        None  # ε / v only: weight each sample by min(SNR, γ)/SNR (Hang et al. 2023)
-    )
+    # ε / v only: weight each sample by min(SNR, γ)/SNR (Hang et al. 2023)
+    min_snr_gamma: float | None = None
     lr: float = 1e-4
     lr_schedule: str = "constant"  # paper: constant; "cosine": 5% warm-up, then cosine decay to 0
     weight_decay: float = 0.0
@@ -181,11 +197,6 @@ class DiffusionConfig:
     seed: int = 0
     fid_epochs: tuple[int, ...] = ()  # epochs at which FID/KID are computed (paper Fig. 4b)
     fid_samples: int = 100
-    # the model's recommended sampler: what `generate`, `Generator.sample` and FID use by default
-    sampler: str = "dpmpp"
-    sampler_steps: int | None = None  # None: the sampler's own default
-    clip_sample: bool = True  # clip x̂₀ to [-1, 1] while sampling (dpmpp: dynamic thresholding); the authors' code: no
-    output_rounding: str = "round"  # [-1, 1] → uint8: round to nearest; the authors' code truncates
     channels_last: bool = False
     # the symmetries training augments with: all eight of the square (the paper's), those the
     # class's images do not reject ("auto", svpgen.data.augment.invariant_symmetries), or none
@@ -207,42 +218,103 @@ class DiffusionConfig:
             )
         if not 0 <= self.ema_decay < 1:
             raise SvpgenError(f"ema_decay must be in [0, 1) (got {self.ema_decay})")
-        allowed = SAMPLERS_FOR[self.schedule.objective]
-        if self.sampler not in allowed:
-            raise SvpgenError(
-                f"sampler {self.sampler!r} does not fit the {self.schedule.objective} objective; choose from {', '.join(allowed)}"
-            )
-        if self.min_snr_gamma is not None and (
-            self.schedule.objective == "edm" or self.min_snr_gamma <= 0
-        ):
-            raise SvpgenError("min_snr_gamma needs the epsilon or v objective and a value > 0")
-        if self.network not in NETWORKS:
-            raise SvpgenError(
-                f"unknown network {self.network!r}; choose from {', '.join(NETWORKS)}"
-            )
-        if self.network == "pca-mlp" and (self.schedule.objective != "edm" or self.loss != "mse"):
-            raise SvpgenError("the pca-mlp network needs the edm objective and the mse loss")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How a model samples by default: what `generate`, `Generator.sample` and FID use."""
+
+    sampler: str = "dpmpp"
+    sampler_steps: int | None = None  # None: the sampler's own default
+    # clip x̂₀ to [-1, 1] while sampling (dpmpp: dynamic thresholding); the authors' code: no
+    clip_sample: bool = True
+    output_rounding: str = "round"  # [-1, 1] → uint8: round to nearest; the authors' code truncates
+
+    def __post_init__(self):
         if self.output_rounding not in ROUNDING:
             raise SvpgenError(
-                f"unknown output_rounding {self.output_rounding!r}; choose from {', '.join(ROUNDING)}"
+                f"unknown output_rounding {self.output_rounding!r}; choose from "
+                f"{', '.join(ROUNDING)}"
             )
+
+
+_PARTS = {"model": ModelConfig, "training": TrainingConfig, "sampling": SamplingConfig}
+# each setting's part, for the flat names (``cfg.lr``, ``DiffusionConfig(lr=...)``)
+_PART_OF = {f.name: part for part, kind in _PARTS.items() for f in fields(kind)}
+
+
+@dataclass(frozen=True, init=False)
+class DiffusionConfig:
+    """Phase 1: one diffusion model per minority class (paper Sec. 2.4), in three parts —
+    the model (what its weights depend on), its training and its default sampling.
+
+    Settings can be given and read by their own names as well as by part:
+    ``DiffusionConfig(lr=1e-3)``, ``cfg.lr``, ``dataclasses.replace(cfg, epochs=10)``.
+    """
+
+    model: ModelConfig
+    training: TrainingConfig
+    sampling: SamplingConfig
+
+    def __init__(
+        self,
+        model: ModelConfig | None = None,
+        training: TrainingConfig | None = None,
+        sampling: SamplingConfig | None = None,
+        **settings,
+    ):
+        unknown = sorted(set(settings) - set(_PART_OF))
+        if unknown:
+            raise SvpgenError(f"unknown diffusion setting(s) {unknown}")
+        given = {"model": model, "training": training, "sampling": sampling}
+        for part, kind in _PARTS.items():
+            own = {k: v for k, v in settings.items() if _PART_OF[k] == part}
+            base = given[part] or kind()
+            object.__setattr__(self, part, replace(base, **own) if own else base)
+        self.__post_init__()
+
+    def __post_init__(self):
+        objective = self.model.schedule.objective
+        allowed = SAMPLERS_FOR[objective]
+        if self.sampling.sampler not in allowed:
+            raise SvpgenError(
+                f"sampler {self.sampling.sampler!r} does not fit the {objective} objective; "
+                f"choose from {', '.join(allowed)}"
+            )
+        if self.training.min_snr_gamma is not None and (
+            objective == "edm" or self.training.min_snr_gamma <= 0
+        ):
+            raise SvpgenError("min_snr_gamma needs the epsilon or v objective and a value > 0")
+        if self.model.network == "pca-mlp" and (objective != "edm" or self.training.loss != "mse"):
+            raise SvpgenError("the pca-mlp network needs the edm objective and the mse loss")
+
+    def __getattr__(self, name: str):
+        # a setting by its own name (cfg.lr is cfg.training.lr); only called for names that
+        # are not attributes — the parts themselves are
+        part = _PART_OF.get(name)
+        if part is None or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(object.__getattribute__(self, part), name)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def architecture(self) -> tuple:
         """What a saved model's weights depend on: the network, its settings, the schedule."""
-        return self.network, self.latent if self.network == "pca-mlp" else self.unet, self.schedule
+        m = self.model
+        return m.network, m.latent if m.network == "pca-mlp" else m.unet, m.schedule
 
     @classmethod
     def from_dict(cls, d: dict) -> "DiffusionConfig":
-        d = dict(d)
-        d["unet"] = UNetConfig.from_dict(d["unet"])
-        d["schedule"] = ScheduleConfig(**d["schedule"])
-        d["latent"] = LatentConfig(**d.get("latent", {}))
-        d["fid_epochs"] = tuple(d.get("fid_epochs", ()))
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        """A config from :meth:`to_dict` — or from a model saved before the config had parts
+        (its settings side by side)."""
+        flat = {**d.get("model", {}), **d.get("training", {}), **d.get("sampling", {})}
+        flat |= {k: v for k, v in d.items() if k not in _PARTS}
+        flat["unet"] = UNetConfig.from_dict(flat["unet"])
+        flat["schedule"] = ScheduleConfig(**flat["schedule"])
+        flat["latent"] = LatentConfig(**flat.get("latent", {}))
+        flat["fid_epochs"] = tuple(flat.get("fid_epochs", ()))
+        return cls(**{k: v for k, v in flat.items() if k in _PART_OF})
 
     @classmethod
     def from_preset(cls, name: str) -> "DiffusionConfig":

@@ -17,6 +17,7 @@ def generate_to_store(
     generator: Generator,
     out: str | Path,
     n: int,
+    *,
     sampler: str | None = None,
     steps: int | None = None,
     seed: int = 0,

@@ -121,7 +121,8 @@ class Generator:
         allowed = SAMPLERS_FOR[self.config.schedule.objective]
         if sampler not in allowed:
             raise SvpgenError(
-                f"sampler {sampler!r} does not fit this {self.config.schedule.objective} model; choose from {', '.join(allowed)}"
+                f"sampler {sampler!r} does not fit this {self.config.schedule.objective} model; "
+                f"choose from {', '.join(allowed)}"
             )
         return sampler, steps
 
@@ -142,4 +143,5 @@ class Generator:
         )
 
     def __repr__(self) -> str:
-        return f"Generator(label={self.label!r}, sampler={self.config.sampler!r}, path={str(self.path) if self.path else None!r})"
+        path = str(self.path) if self.path else None
+        return f"Generator(label={self.label!r}, sampler={self.config.sampler!r}, path={path!r})"

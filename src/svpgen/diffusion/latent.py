@@ -101,7 +101,8 @@ class LatentDenoiser(nn.Module):
         k = self.cfg.components
         if k >= len(flat):
             raise SvpgenError(
-                f"pca-mlp with {k} components needs more than {k} training views (got {len(flat)}); use fewer --latent-components"
+                f"pca-mlp with {k} components needs more than {k} training views (got "
+                f"{len(flat)}); use fewer --latent-components"
             )
         mean = flat.mean(0)
         centred = flat - mean

@@ -46,6 +46,7 @@ def run_train_diffusion(
     out,
     label: str,
     preset_name: str = "quick",
+    *,
     resume: bool = False,
     device: str = "auto",
     eval_hook_factory=None,
@@ -63,10 +64,19 @@ def run_train_diffusion(
     cfg = configure(preset_name, **overrides)
     hook = eval_hook_factory(canon, cfg) if eval_hook_factory and cfg.fid_epochs else None
     result = train_diffusion(
-        store, out, canon, cfg, resume, hook, device=resolve_device(device), init_from=init_from
+        store,
+        out,
+        canon,
+        cfg,
+        resume=resume,
+        eval_hook=hook,
+        device=resolve_device(device),
+        init_from=init_from,
     )
     return (
-        f"trained {canon} diffusion ({preset_name}) on {result.images} images for {result.epochs} epochs "
+        f"trained {canon} diffusion ({preset_name}) on {result.images} images for {result.epochs} "
+        "epochs "
         f"in {result.seconds / 60:.1f} min (final loss {result.final_loss:.4f})\n"
-        f"model: {Path(out)}/model.safetensors + config.json; metrics: {Path(out)}/metrics.csv; curves: {Path(out)}/loss.png"
+        f"model: {Path(out)}/model.safetensors + config.json; metrics: {Path(out)}/metrics.csv; "
+        f"curves: {Path(out)}/loss.png"
     )

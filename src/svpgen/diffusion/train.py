@@ -158,7 +158,8 @@ def _build(
         prior = Generator.from_pretrained(init_from, "cpu")
         if prior.config.architecture() != cfg.architecture():
             raise SvpgenError(
-                f"{init_from}: its network or noise schedule differs from this training run's; fine-tune with the same settings"
+                f"{init_from}: its network or noise schedule differs from this training run's; "
+                "fine-tune with the same settings"
             )
         model.load_state_dict(prior.unet.state_dict())
     elif (
@@ -186,7 +187,8 @@ def _build(
         saved = DiffusionConfig.from_dict(state["config"])
         if saved.architecture() != cfg.architecture():
             raise SvpgenError(
-                f"{state_file}: saved model/schedule differ from the requested preset; resume with the same settings"
+                f"{state_file}: saved model/schedule differ from the requested preset; resume "
+                "with the same settings"
             )
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
@@ -334,6 +336,7 @@ def train_diffusion(
     out: str | Path,
     label: str,
     cfg: DiffusionConfig,
+    *,
     resume: bool = False,
     eval_hook: EvalHook | None = None,
     progress: bool = True,
