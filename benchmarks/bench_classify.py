@@ -177,12 +177,14 @@ def main() -> None:
             rows.append(
                 {
                     "model": arch,
-                    "path": f"baseline: timm + ImageFolder PNG + DataLoader ({args.baseline_n:,} imgs)",
+                    "path": "baseline: timm + ImageFolder PNG + DataLoader "
+                    f"({args.baseline_n:,} imgs)",
                     "images_per_s": base,
                 }
             )
             described = {
-                "eager b256": "svpgen fp32 eager: store memmap, channels_last, BN folded, batch 256",
+                "eager b256": "svpgen fp32 eager: store memmap, channels_last, BN folded, "
+                "batch 256",
                 "eager b128": "svpgen fp32 eager, batch 128",
                 "onednn-graph": "svpgen fp32 oneDNN Graph (TorchScript, fused), batch 128",
                 "default": f"svpgen fp32 default (times both once, keeps {rates['default picks']})",
@@ -206,7 +208,8 @@ def main() -> None:
                 rows.append(row)
     extra = {
         "matmul_peak_gflops": peak,
-        "note": "GFLOP/s counts direct-convolution FLOPs; oneDNN's convolution algorithms need fewer, so >100% of the MKL matmul probe is possible",
+        "note": "GFLOP/s counts direct-convolution FLOPs; oneDNN's convolution algorithms "
+        "need fewer, so >100% of the MKL matmul probe is possible",
     }
     if args.model and args.eval:
         auprc = int8_auprc(
@@ -214,7 +217,8 @@ def main() -> None:
         )
         extra["macro_auprc_at_1000_1_1"] = auprc
         print(
-            f"macro AUPRC at 1000:1:1 — fp32 {auprc['fp32']:.4f}, int8 {auprc['int8']:.4f} (Δ {100 * (auprc['int8'] - auprc['fp32']):+.2f} points)"
+            f"macro AUPRC at 1000:1:1 — fp32 {auprc['fp32']:.4f}, int8 {auprc['int8']:.4f} (Δ "
+            f"{100 * (auprc['int8'] - auprc['fp32']):+.2f} points)"
         )
     report("bench_classify", rows, extra)
 

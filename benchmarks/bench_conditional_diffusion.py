@@ -91,7 +91,8 @@ def train_conditional(images: torch.Tensor, labels: torch.Tensor) -> tuple[UNet,
 
 @torch.no_grad()
 def sample_conditional(net: UNet, label: int, n: int, seed: int = 3) -> np.ndarray:
-    """n images of class ``label`` with EDM-DPM-Solver++-20 (batches seeded as Generator.sample seeds them)."""
+    """n images of class ``label`` with EDM-DPM-Solver++-20 (batches seeded as
+    Generator.sample seeds them)."""
     out = []
     for b, start in enumerate(range(0, n, 64)):
         m = min(64, n - start)
@@ -124,7 +125,8 @@ def judge(
         / background_unevenness(held[:n]),
         "max_mode_gap": modes["max_abs_diff"],
         "modes (real label / classified → gen)": ", ".join(
-            f"{k} {modes['real'][k]:.2f}/{modes['real_classified'][k]:.2f}→{modes['generated'][k]:.2f}"
+            f"{k} {modes['real'][k]:.2f}/{modes['real_classified'][k]:.2f}"
+            f"→{modes['generated'][k]:.2f}"
             for k in modes["modes"]
         ),
     }

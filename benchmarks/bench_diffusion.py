@@ -71,7 +71,8 @@ def main() -> None:
             gflops = rate * flops / 1e9
             rows.append(
                 {
-                    "what": f"train {label} (batch {batch}) fp32{' + channels_last' if cl else ' (default)'}",
+                    "what": f"train {label} (batch {batch}) fp32"
+                    + (" + channels_last" if cl else " (default)"),
                     "rate": rate,
                     "unit": "img/s",
                     "GFLOP/s": gflops,

@@ -9,7 +9,8 @@ held-out simulated images: pixel-feature FID over its real-vs-real floor, the tw
 AUC (logistic regression / gradient boosting), the sub-type shares (mode coverage), two
 background statistics (pixel-level texture and low-frequency unevenness, generated / real)
 and memorization (the share of near-copies of a training image, and the median distance to
-the nearest training image, generated over held-out real). ``pca_*`` variants change the quick preset; the U-Net
+the nearest training image, generated over held-out real). ``pca_*`` variants change the
+quick preset; the U-Net
 variants change ``quick_unet``; ``protein_init*`` fine-tune a quick U-Net pretrained on
 simulated protein images.
 
@@ -279,15 +280,18 @@ def main() -> None:
                         "background_texture_gen/real": background_texture(gen) / real_texture,
                         "background_unevenness_gen/real": background_unevenness(gen)
                         / real_unevenness,
-                        "near_copy_share (held-out real)": f"{memo['near_copy_fraction']:.3f} ({held_memo['near_copy_fraction']:.3f})",
+                        "near_copy_share (held-out real)": f"{memo['near_copy_fraction']:.3f} "
+                        f"({held_memo['near_copy_fraction']:.3f})",
                         "nearest_train_gen/held": float(np.median(memo["pixel_ratio"])) / held_nn,
                         "modes (real label / classified → gen)": ", ".join(
-                            f"{k} {modes['real'][k]:.2f}/{modes['real_classified'][k]:.2f}→{modes['generated'][k]:.2f}"
+                            f"{k} {modes['real'][k]:.2f}/{modes['real_classified'][k]:.2f}"
+                            f"→{modes['generated'][k]:.2f}"
                             for k in modes["modes"]
                         ),
                     }
                 )
-    # one results file per (class, variant list): runs of different variants do not overwrite each other
+    # one results file per (class, variant list): runs of different variants do not
+    # overwrite each other
     suffix = "" if args.variants == "quick,quick_unet" else "_" + args.variants.replace(",", "+")
     report(
         f"bench_diffusion_preset_{args.label}{suffix}",

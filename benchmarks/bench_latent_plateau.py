@@ -9,7 +9,8 @@ sampled with the same noise from the same model with its MLP's output layer zero
 prior it started as). Baseline: that prior (departure 0).
 
     python benchmarks/bench_latent_plateau.py --label silicone_oil --steps 6000 --mixture 1
-    python benchmarks/bench_latent_plateau.py --label silicone_oil --steps 10000 --batch 100 --mixture 1
+    python benchmarks/bench_latent_plateau.py --label silicone_oil --steps 10000 \
+        --batch 100 --mixture 1
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from svpgen.classify.models import batched_outputs
 from svpgen.classify.train import train_classifier
 from svpgen.simulate import simulate
 from svpgen.study.config import PRESETS as STUDY_PRESETS
+from svpgen.study.config import TABLE1_PROTEIN_K
 
 
 def main() -> None:
@@ -87,18 +88,7 @@ def main() -> None:
     grid = 126
     cells = len(study.datasets) + len(study.baselines)
     sizes = {
-        d: 1000 * (k + 2 * (1 if d.startswith("Real") else k))
-        for d, k in {
-            "Real-0": 1,
-            "Real-1": 2,
-            "Real-2": 5,
-            "Real-3": 10,
-            "Real-4": 20,
-            "Mixed-1": 2,
-            "Mixed-2": 5,
-            "Mixed-3": 10,
-            "Mixed-4": 20,
-        }.items()
+        d: 1000 * (k + 2 * (1 if d.startswith("Real") else k)) for d, k in TABLE1_PROTEIN_K.items()
     }
     sizes_total = sum(sizes.values()) + 3 * sizes["Real-4"]
     for arch in ("resnet18", "resnet50"):
@@ -110,7 +100,8 @@ def main() -> None:
                 "what": f"{arch}: mean paper trial ({args.epochs_assumed} epochs)",
                 "seconds": trial_hours * 3600,
                 "img_per_s": 1 / sec_per_img,
-                "note": f"full grid for {arch}: {grid * cells} trials ≈ {total_days:,.0f} CPU-days here",
+                "note": f"full grid for {arch}: {grid * cells} trials "
+                f"≈ {total_days:,.0f} CPU-days here",
             }
         )
     report("bench_paper_trial", rows, {"epochs_assumed": args.epochs_assumed})

@@ -6,7 +6,8 @@ trip. Baselines in the same run: the paper's own generated images vs the same re
 and real bubbles vs real droplets (what "easy to tell apart" looks like). Also writes the
 side-by-side figure with the radial-profile bands.
 
-    python benchmarks/bench_simulator_realism.py --seeds 20 --figure docs/images/simulator_realism.png
+    python benchmarks/bench_simulator_realism.py --seeds 20 \
+        --figure docs/images/simulator_realism.png
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def report(name: str, rows: list[dict], extra: dict | None = None) -> Path:
     record = {
         "benchmark": name,
         "machine": machine(),
+        "measured": time.strftime("%Y-%m-%d"),
+        "command": "python " + " ".join([os.path.relpath(sys.argv[0]), *sys.argv[1:]]),
         "rows": rows,
         **(extra or {}),
     }

@@ -127,7 +127,7 @@ def sim_store(tmp_path_factory) -> Path:
     sim = simulate(
         {"protein": 60, "silicone_oil": 40, "air_bubble": 40},
         seed=11,
-        config=SimConfig(workers=1, label_noise=0.0),
+        config=SimConfig(workers=1, label_noise=0.0, profile="fig5"),
     )
     ParticleStore.write(path, sim.particles, provenance_record("test fixture", seed=11))
     return path

@@ -119,7 +119,8 @@ def test_stage_presets_cover_the_registry():
 
 def test_importing_changes_no_global_state():
     code = (
-        "import matplotlib, PIL.Image as I; limit = I.MAX_IMAGE_PIXELS; backend = matplotlib.get_backend();"
+        "import matplotlib, PIL.Image as I; limit = I.MAX_IMAGE_PIXELS; backend = "
+        "matplotlib.get_backend();"
         "import svpgen.cli, svpgen.plots, svpgen.data.images;"
         "assert I.MAX_IMAGE_PIXELS == limit, 'Pillow limit changed';"
         "assert matplotlib.get_backend() == backend, 'matplotlib backend switched'"

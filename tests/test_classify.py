@@ -26,7 +26,7 @@ def splits():
     sim = simulate(
         {"protein": 40, "silicone_oil": 40, "air_bubble": 40},
         seed=21,
-        config=SimConfig(workers=1, label_noise=0.0),
+        config=SimConfig(workers=1, label_noise=0.0, profile="fig5"),  # as the session store
     ).particles
     rng = np.random.default_rng(0)
     order = rng.permutation(len(sim))

@@ -102,7 +102,7 @@ def test_fid_training_hook_and_audit_cli(smoke_generator, smoke_classifier, sim_
     from svpgen.simulate import SimConfig, simulate
 
     held = simulate(
-        {"silicone_oil": 30}, seed=99, config=SimConfig(workers=1, label_noise=0)
+        {"silicone_oil": 30}, seed=99, config=SimConfig(workers=1, label_noise=0, profile="fig5")
     ).particles
     ParticleStore.write(tmp_path / "held", held, provenance_record("held-out"))
     res = runner.invoke(
@@ -178,7 +178,7 @@ def test_two_sample_test_sees_uneven_backgrounds():
     from svpgen.stats import two_sample_auc
 
     images = simulate(
-        {"air_bubble": 800}, seed=4, config=SimConfig(workers=1, label_noise=0)
+        {"air_bubble": 800}, seed=4, config=SimConfig(workers=1, label_noise=0, profile="fig5")
     ).particles.images
     a, b = images[:400], images[400:]
     blotches = ndimage.gaussian_filter(

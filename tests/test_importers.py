@@ -169,7 +169,11 @@ def test_mfi_csv_with_preamble_thumbnails_and_frames(tmp_path, rng):
     folder = tmp_path / "mfi"
     folder.mkdir()
     preamble = "Sample ID,abc\nOperator,me\nSoftware,MVAS 4.0\n\n"
-    header = "#,Frame #,Particle #,Time Stamp(s),ECD(um),Area(pixels),Perimeter,Circularity,Intensity Mean,Intensity STD,Intensity Min,Intensity Max,Max Feret Diameter(um),Aspect Ratio,X Left,X Right,Y Top,Y Bottom,Edge Particle\n"
+    header = (
+        "#,Frame #,Particle #,Time Stamp(s),ECD(um),Area(pixels),Perimeter,Circularity,"
+        "Intensity Mean,Intensity STD,Intensity Min,Intensity Max,Max Feret Diameter(um),"
+        "Aspect Ratio,X Left,X Right,Y Top,Y Bottom,Edge Particle\n"
+    )
     rows = [
         "1,1,1,0.1,10.0,78.54,30,0.9,500,20,300,700,11,0.95,0,0,0,0,0",
         "2,1,2,0.1,20.0,314.16,60,0.9,500,20,300,700,21,0.95,0,0,0,0,1",
@@ -209,7 +213,8 @@ def test_cli_import_info_and_errors(class_tree, tmp_path):
     res = runner.invoke(main, ["import", str(class_tree), str(tmp_path / "out")])
     assert res.exit_code == 2
     assert res.output.strip().splitlines() == [
-        f"error: {tmp_path / 'out'} already holds a store with 7 particles; use --append to add to it or --overwrite to replace it"
+        f"error: {tmp_path / 'out'} already holds a store with 7 particles; use --append to add "
+        "to it or --overwrite to replace it"
     ]
     res = runner.invoke(main, ["info", str(tmp_path / "out")])
     assert res.exit_code == 0 and "silicone_oil" in res.output and "64×64" in res.output

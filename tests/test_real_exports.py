@@ -70,7 +70,8 @@ def test_real_run_with_label_classification_and_info(real_fixtures, tmp_path):
     res = runner.invoke(main, ["import", str(run), str(tmp_path / "bad"), "--label", "?!"])
     assert res.exit_code == 2 and "--label '?!' is not a class name" in res.output
 
-    # a VisualSpreadsheet classification beside the .lst (observed v3 layout), one id that doesn't exist
+    # a VisualSpreadsheet classification beside the .lst (observed v3 layout), one id that doesn't
+    # exist
     cla = [
         "v3",
         "1",
@@ -276,7 +277,8 @@ def test_truncated_lzw_collage_and_missing_field_are_reported(tmp_path, rng):
 
 
 def _csv_export(folder: Path, rng) -> tuple[np.ndarray, Path]:
-    """A VisualSpreadsheet particle CSV export: 71 columns, CRLF, µm units, a GUID that starts with ECD."""
+    """A VisualSpreadsheet particle CSV export: 71 columns, CRLF, µm units, a GUID that starts with
+    ECD."""
     gray, crops = _collage(rng, [(0, 0, 50, 40), (52, 0, 60, 64)])
     Image.fromarray(_rgb(gray)).save(folder / "run_000001.tif", compression="tiff_lzw")
     cols = {
@@ -328,7 +330,8 @@ def test_mfi_requires_mfi_columns_and_keeps_its_class(tmp_path, rng):
     (folder / "run.csv").write_text(
         "Sample,abc\n\n"
         + header
-        + "1,1,1,10.0,78.54,500,0,Silicone Oil\n2,1,2,20.0,314.16,500,0,Protein\n3,x,2,oops,1,1,0,Protein\n"
+        + "1,1,1,10.0,78.54,500,0,Silicone Oil\n2,1,2,20.0,314.16,500,0,Protein\n"
+        + "3,x,2,oops,1,1,0,Protein\n"
     )
     for n in (1, 2):
         Image.fromarray(particle_image(rng, 30, 30)).save(folder / f"particle_{n}.png")
@@ -341,12 +344,16 @@ def test_mfi_requires_mfi_columns_and_keeps_its_class(tmp_path, rng):
 
 
 def test_run_summary_with_repeats_tabs_and_spaces(tmp_path):
-    text = "Name: run\r\nRun Summary\r\n\tFluid Volume Imaged:\t 0.2500 ml\r\n  Efficiency :  41.2%\r\n\tFluid Volume Imaged: 0.2500 ml\r\n"
+    text = (
+        "Name: run\r\nRun Summary\r\n\tFluid Volume Imaged:\t 0.2500 ml\r\n"
+        "  Efficiency :  41.2%\r\n\tFluid Volume Imaged: 0.2500 ml\r\n"
+    )
     (tmp_path / "run_run_summary.txt").write_bytes(text.encode())
     summary = read_run_summary(tmp_path)
     assert summary["Fluid Volume Imaged"] == "0.2500 ml" and summary["Efficiency"] == "41.2%"
     (tmp_path / "old_summary.csv").write_text(
-        "========Run Summaries========\nMagnification,4X\nFluid Volume Imaged,0.3 ml\n========Particle Statistics========\nCount,5\n"
+        "========Run Summaries========\nMagnification,4X\nFluid Volume Imaged,0.3 "
+        "ml\n========Particle Statistics========\nCount,5\n"
     )
     assert read_run_summary(tmp_path)["Magnification"] == "4X"
 

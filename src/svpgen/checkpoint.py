@@ -76,7 +76,8 @@ def read_torch_state(path: str | Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and weights-only errors all mean "not such a checkpoint"
         raise SvpgenError(
-            f"{path}: not a PyTorch checkpoint that loads with weights_only=True ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+            f"{path}: not a PyTorch checkpoint that loads with weights_only=True "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:120]})"
         ) from None
     if isinstance(obj, dict) and len(obj) <= 3:
         for key in ("model", "state_dict", "ema"):

@@ -105,7 +105,8 @@ def confusion(
     normalise: str | None = None,
     title: str = "",
 ) -> Path:
-    """Confusion matrix heat map: counts, or normalised by true row ('true') / predicted column ('pred')."""
+    """Confusion matrix heat map: counts, or normalised by true row ('true') / predicted column
+    ('pred')."""
     cm = np.asarray(cm, dtype=np.float64)
     if normalise == "true":
         shown = cm / np.maximum(cm.sum(1, keepdims=True), 1e-12)

@@ -49,7 +49,8 @@ def import_authors_classifier(
     )
     if num_classes != len(classes):
         raise SvpgenError(
-            f"{file}: the classifier has {num_classes} outputs, expected {len(classes)} ({', '.join(classes)})"
+            f"{file}: the classifier has {num_classes} outputs, expected {len(classes)} "
+            f"({', '.join(classes)})"
         )
     config = ClassifierConfig(
         arch=arch, in_chans=in_chans, input_mean=tuple(mean), input_std=tuple(std), epochs=1
@@ -61,7 +62,8 @@ def import_authors_classifier(
             raise SvpgenError(f"{file}: tensor {key!r} has no place in a timm {arch}")
         if tuple(value.shape) != tuple(expected[key].shape):
             raise SvpgenError(
-                f"{file}: tensor {key!r} has shape {tuple(value.shape)}, timm {arch} expects {tuple(expected[key].shape)}"
+                f"{file}: tensor {key!r} has shape {tuple(value.shape)}, timm {arch} expects "
+                f"{tuple(expected[key].shape)}"
             )
     missing = [k for k in expected if k not in state]
     if missing:

@@ -203,7 +203,7 @@ class MorphologyModel:
     def predict_proba_features(self, x: pd.DataFrame) -> np.ndarray:
         """Class probabilities from precomputed features (rules: one-hot)."""
         if self.kind == "rules":
-            assigned = np.full(len(x), self.classes.index(self.default))
+            assigned = np.full(len(x), self.classes.index(str(self.default)))
             claimed = np.zeros(len(x), bool)
             for rule in self.rules:
                 hit = rule.holds(x) & ~claimed

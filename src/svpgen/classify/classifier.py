@@ -38,7 +38,8 @@ def check_images(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)  # a memmap stays mapped: no copy
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise SvpgenError(
-            f"classifier input must be uint8 N×{IMAGE_SIZE}×{IMAGE_SIZE} (got {images.dtype} {images.shape}); use svpgen import first"
+            f"classifier input must be uint8 N×{IMAGE_SIZE}×{IMAGE_SIZE} (got {images.dtype} "
+            f"{images.shape}); use svpgen import first"
         )
     return images
 
@@ -139,7 +140,8 @@ class Classifier:
         if self._fp32 is None:
             self._fp32 = (
                 fold_batchnorm(copy.deepcopy(self.model))
-                .to(self.device, memory_format=torch.channels_last)
+                .to(self.device)
+                .to(memory_format=torch.channels_last)
                 .eval()
             )
         return self._fp32
@@ -185,7 +187,8 @@ class Classifier:
         ).astype(np.float64)
 
     def __repr__(self) -> str:
-        return f"Classifier({self.config.arch}, classes={self.classes}, path={str(self.path) if self.path else None!r})"
+        path = str(self.path) if self.path else None
+        return f"Classifier({self.config.arch}, classes={self.classes}, path={path!r})"
 
 
 def load_model(path: str | Path, device: str = "auto"):

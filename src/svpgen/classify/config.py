@@ -26,14 +26,15 @@ class ClassifierConfig:
     batch_size: int = 64
     epochs: int = 30
     patience: int = 5  # early stopping: evaluations on the tuning split without improvement
-    # train at least this many optimizer steps (more epochs on small datasets, no early stop before):
-    # quick's Real-2 (350 images, 6 steps/epoch) otherwise stopped after 30 steps predicting protein only
+    # train at least this many optimizer steps (more epochs on small datasets, no early stop
+    # before): quick's Real-2 (350 images, 6 steps/epoch) otherwise stopped after 30 steps
+    # predicting protein only
     min_steps: int = 0
     imbalance: str = "none"  # none (paper) | weighted | oversample | logit-adjust
     seed: int = 0
     channels_last: bool = True
-    # input: the gray crop scaled to [0, 1], repeated to ``in_chans`` channels, then (x − mean) / std.
-    # No per-image standardisation: the absolute gray level is a class cue.
+    # input: the gray crop scaled to [0, 1], repeated to ``in_chans`` channels, then
+    # (x − mean) / std. No per-image standardisation: the absolute gray level is a class cue.
     in_chans: int = 1
     input_mean: tuple[float, ...] = (0.6,)
     input_std: tuple[float, ...] = (0.2,)

@@ -63,7 +63,9 @@ def export_onnx(
             x = images.unsqueeze(1).float() / 255.0
             if cfg.in_chans > 1:
                 x = x.expand(-1, cfg.in_chans, -1, -1)
-            return torch.softmax(self.net((x - self.mean) / self.std) + self.offset, dim=1)
+            mean, std, offset = self.mean, self.std, self.offset
+            assert isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor)
+            return torch.softmax(self.net((x - mean) / std) + offset, dim=1)
 
     out = Path(out)
     if int8 and (calibration is None or len(calibration) == 0):
@@ -82,7 +84,7 @@ def export_onnx(
             dynamo=True,
             verbose=False,
         )
-        if int8:
+        if int8 and calibration is not None:
             _quantize(float_path, tmp, calibration)
             float_path.unlink()
         _write_metadata(

@@ -33,6 +33,7 @@ def predictions_table(
     clf,
     images: np.ndarray | None,
     table: pd.DataFrame,
+    *,
     batch_size: int = 512,
     progress: bool = False,
     proba: np.ndarray | None = None,
@@ -139,7 +140,7 @@ def classify_input(
     images, table = model_inputs(clf, images, table, measurements, str(input_path))
     if int8 and hasattr(clf, "quantize"):
         clf.quantize(images)
-    pred = predictions_table(clf, images, table, batch_size, progress=progress)
+    pred = predictions_table(clf, images, table, batch_size=batch_size, progress=progress)
     write_csv(out, pred)
     return pred, kind, time.perf_counter() - start
 

@@ -52,7 +52,8 @@ def run_train_classifier(
     minority: tuple[str, ...] | None = None,
     real_only: bool = False,
 ) -> str:
-    """Train on a store (tuned on ``tune_path`` or a hash-disjoint share of it); return the summary text."""
+    """Train on a store (tuned on ``tune_path`` or a hash-disjoint share of it); return the summary
+    text."""
     data = labelled(ParticleStore(store_path), real_only)
     if tune_path:
         train, tune = data, labelled(ParticleStore(tune_path))
@@ -71,8 +72,10 @@ def run_train_classifier(
     )
     return (
         f"trained {cfg.arch} ({cfg.imbalance}) on {len(train)} images, tuned on {len(tune)}: "
-        f"best epoch {result.best_epoch} of {result.epochs_run}, tuning macro AUPRC {result.best_score:.3f}, "
-        f"{result.seconds / 60:.1f} min\nmodel: {Path(out)}/model.safetensors + config.json; history: {Path(out)}/history.csv"
+        f"best epoch {result.best_epoch} of {result.epochs_run}, tuning macro AUPRC "
+        f"{result.best_score:.3f}, "
+        f"{result.seconds / 60:.1f} min\nmodel: {Path(out)}/model.safetensors + config.json; "
+        f"history: {Path(out)}/history.csv"
     )
 
 
@@ -111,7 +114,8 @@ def run_train_baseline(
     model = MorphologyModel.fit(kind, images, table, prior=prior, features=features, seed=seed)
     model.save_pretrained(out)
     return (
-        f"fitted {kind} on {len(table)} particles ({', '.join(f'{c} {n}' for c, n in counts.items())})"
+        f"fitted {kind} on {len(table)} particles "
+        f"({', '.join(f'{c} {n}' for c, n in counts.items())})"
         f"\n{model.describe()}\nmodel: {Path(out)}/config.json"
         + (" + model.skops" if kind != "rules" else "")
     )

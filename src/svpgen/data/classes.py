@@ -137,8 +137,8 @@ def resolve_class_names(
         key = normalise_class_name(name)
         if key in by_key:
             out[name] = by_key[key]
-        elif canonical_label(name) is not None:
-            out[name] = canonical_label(name)
+        elif (canon := canonical_label(name)) is not None:
+            out[name] = canon
     claimed = set(out.values())
     by_words: dict[str, list[str]] = {}
     for name in names:

@@ -139,7 +139,7 @@ def _masks(images: np.ndarray, threshold: float) -> np.ndarray:
 def _fill_holes(masks: np.ndarray) -> np.ndarray:
     """Each crop's mask with its holes filled: background regions (4-neighbours, within
     the crop) that do not reach the crop's edge. One labelling of the whole stack — here
-    faster than ``binary_fill_holes``' iterated dilations (≈ 5× on 4,096 crops)."""
+    faster than ``binary_fill_holes``' iterated dilations (≈ 4× on 4,096 crops)."""
     cross = np.zeros((3, 3, 3), bool)
     cross[1] = ndimage.generate_binary_structure(2, 1)
     background, count = ndimage.label(~masks, structure=cross)
@@ -158,7 +158,7 @@ def _feret_diameters(masks: np.ndarray) -> np.ndarray:
     """Mean Feret diameter: the pixel extent of the mask's projection on 18 directions,
     from each row's leftmost and rightmost mask pixel (the convex hull's extremes)."""
     n, h, w = masks.shape
-    rows = masks.any(2)
+    rows: np.ndarray = np.any(masks, axis=2)
     left = masks.argmax(2).astype(np.float64)
     right = (w - 1 - masks[:, :, ::-1].argmax(2)).astype(np.float64)
     y = np.broadcast_to(np.arange(h, dtype=np.float64), (n, h))
@@ -171,7 +171,8 @@ def _feret_diameters(masks: np.ndarray) -> np.ndarray:
     )
     hi = np.where(valid[:, None, :], proj, -np.inf).max(-1)
     lo = np.where(valid[:, None, :], proj, np.inf).min(-1)
-    extent = np.where(rows.any(1)[:, None], hi - lo + 1.0, 0.0)  # pixel centres to pixel edges
+    found = np.any(rows, axis=1)[:, None]
+    extent = np.where(found, hi - lo + 1.0, 0.0)  # pixel centres to pixel edges
     return extent.mean(1)
 
 
@@ -347,7 +348,7 @@ def particle_features(
         raise SvpgenError("morphology features computed from crops need every particle's image")
     computed = computed_features(np.asarray(images), table, threshold) if need_crops else None
     for feature, src in sources.items():
-        if src == "computed":
+        if computed is not None and src == "computed":
             columns[feature] = computed[feature].to_numpy()
             continue
         if src not in table.columns:

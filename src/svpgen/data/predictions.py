@@ -31,7 +31,8 @@ def assign_classes(
 
 
 def parse_min_confidence(text: str | None) -> dict[str, float] | float | None:
-    """``--min-confidence``: one threshold (``0.8``) or per class (``protein=0.9,silicone_oil=0.7``)."""
+    """``--min-confidence``: one threshold (``0.8``) or per class
+    (``protein=0.9,silicone_oil=0.7``)."""
     if not text:
         return None
     if "=" in text:

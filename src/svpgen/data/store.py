@@ -315,7 +315,8 @@ def _existing_for(path: Path, mode: WriteMode) -> ParticleStore | None:
     if mode == "create":
         n_old = len(pd.read_parquet(path / "particles.parquet", columns=["id"]))
         raise SvpgenError(
-            f"{path} already holds a store with {n_old} particles; use --append to add to it or --overwrite to replace it"
+            f"{path} already holds a store with {n_old} particles; use --append to add to it or "
+            "--overwrite to replace it"
         )
     return ParticleStore(path) if mode == "append" else None
 
@@ -353,9 +354,10 @@ def _write_files(
     out = np.lib.format.open_memmap(
         tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(table), *new_images.shape[1:])
     )
-    for start in range(0, n_old, _COPY_CHUNK):
-        stop = min(start + _COPY_CHUNK, n_old)
-        out[start:stop] = old_images[start:stop]
+    if old_images is not None:
+        for start in range(0, n_old, _COPY_CHUNK):
+            stop = min(start + _COPY_CHUNK, n_old)
+            out[start:stop] = old_images[start:stop]
     out[n_old:] = new_images
     out.flush()
     del out
@@ -461,7 +463,8 @@ def describe(store: ParticleStore) -> str:
     for i, rec in enumerate(store.provenance, 1):
         extra = {k: v for k, v in rec.items() if k not in ("command", "created", "package_version")}
         lines.append(
-            f"provenance {i}: {rec.get('created')} svpgen {rec.get('package_version')} :: {rec.get('command')}"
+            f"provenance {i}: {rec.get('created')} svpgen {rec.get('package_version')} :: "
+            f"{rec.get('command')}"
         )
         if extra:
             lines.append("  " + ", ".join(f"{k}={v}" for k, v in extra.items()))

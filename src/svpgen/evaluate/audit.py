@@ -56,7 +56,8 @@ def held_out_real(generator, real_store: str | Path) -> tuple[np.ndarray, np.nda
     held = idx[~store.table["sha256"].iloc[idx].isin(train_hashes).to_numpy()]
     if len(held) < 10:
         raise SvpgenError(
-            f"{real_store}: only {len(held)} held-out real {generator.label} images (not used to train the model); need ≥ 10"
+            f"{real_store}: only {len(held)} held-out real {generator.label} images (not used to "
+            "train the model); need ≥ 10"
         )
     subtypes = store.table["subtype"].to_numpy()[held] if "subtype" in store.table.columns else None
     return np.asarray(store.images[held]), subtypes
@@ -109,25 +110,32 @@ def _pairs_gallery(
 
 def _lenses_markdown(lenses: dict) -> str:
     lines = [
-        f"FID / floor: the FID divided by the FID between two disjoint sets of {lenses['n']} real images (same features)."
+        f"FID / floor: the FID divided by the FID between two disjoint sets of {lenses['n']} real "
+        "images (same features)."
     ]
     auc = lenses["two_sample_auc"]
     lines.append(
-        f"Two-sample test, generated vs real (AUC; 0.5 = indistinguishable): logistic regression {auc['logreg']:.3f}, "
+        "Two-sample test, generated vs real (AUC; 0.5 = indistinguishable): logistic regression "
+        f"{auc['logreg']:.3f}, "
         f"gradient boosting {auc['gbm']:.3f}."
     )
     modes = lenses.get("modes")
     if modes:
         shares = ", ".join(
-            f"{k} {modes['real'][k]:.2f} / {modes['real_classified'][k]:.2f} → {modes['generated'][k]:.2f} "
+            f"{k} {modes['real'][k]:.2f} / {modes['real_classified'][k]:.2f} → "
+            f"{modes['generated'][k]:.2f} "
             f"(recall {modes['classifier_recall'][k]:.2f})"
             for k in modes["modes"]
         )
         lines.append(
-            "Mode coverage (sub-type shares: real by label / real as the sub-type classifier assigns them → generated "
-            f"as it assigns them; cross-validated accuracy {modes['classifier_cv_accuracy']:.2f}): {shares}. "
-            f"Largest gap, like for like: {modes['max_abs_diff']:.3f} (between two sets of real images of this size: "
-            f"{modes['max_abs_diff_floor']:.3f} on average; against the labels: {modes['max_abs_diff_vs_labels']:.3f})."
+            "Mode coverage (sub-type shares: real by label / real as the sub-type classifier "
+            "assigns them → generated "
+            "as it assigns them; cross-validated accuracy "
+            f"{modes['classifier_cv_accuracy']:.2f}): {shares}. "
+            f"Largest gap, like for like: {modes['max_abs_diff']:.3f} (between two sets of real "
+            "images of this size: "
+            f"{modes['max_abs_diff_floor']:.3f} on average; against the labels: "
+            f"{modes['max_abs_diff_vs_labels']:.3f})."
         )
         by_mode = modes.get("precision_by_mode")
         if by_mode:
@@ -135,8 +143,10 @@ def _lenses_markdown(lenses: dict) -> str:
                 f"{k} {v:.2f}" if v is not None else f"{k} –" for k, v in by_mode.items()
             )
             lines.append(
-                "Precision by sub-type (share of the generated images assigned to a sub-type that lie inside the "
-                f"feature-space manifold of its real images; a share can be right with images that do not look the part): {looks}."
+                "Precision by sub-type (share of the generated images assigned to a sub-type that "
+                "lie inside the "
+                "feature-space manifold of its real images; a share can be right with images "
+                f"that do not look the part): {looks}."
             )
     return "\n\n".join(lines)
 
@@ -165,17 +175,21 @@ def _audit_markdown(results: dict, origin: str) -> str:
     else:
         memo = (
             f"Memorization: {100 * mm['near_copy_fraction']:.1f}% near-copies in pixel space, "
-            f"{100 * mm['feature_near_copy_fraction']:.1f}% in feature space (nearest-training distance < {mm['copy_ratio']:.2f}× "
-            f"the typical training-to-training distance; smallest ratio {mm['min_pixel_ratio']:.2f})."
+            f"{100 * mm['feature_near_copy_fraction']:.1f}% in feature space (nearest-training "
+            f"distance < {mm['copy_ratio']:.2f}× "
+            "the typical training-to-training distance; smallest ratio "
+            f"{mm['min_pixel_ratio']:.2f})."
         )
     sym = results.get("symmetries") or {}
     trained = (
         ""
         if "symmetries" not in sym
         else (
-            f"Trained on the symmetries of the square its training images keep: {', '.join(sym['symmetries'])}"
+            "Trained on the symmetries of the square its training images keep: "
+            f"{', '.join(sym['symmetries'])}"
             + (
-                f" (each symmetry's test, p < {SYMMETRY_ALPHA} rejects: {', '.join(f'{k} p = {v:.3g}' for k, v in sym['symmetry_p_values'].items())})."
+                f" (each symmetry's test, p < {SYMMETRY_ALPHA} rejects: "
+                f"{', '.join(f'{k} p = {v:.3g}' for k, v in sym['symmetry_p_values'].items())})."
                 if "symmetry_p_values" in sym
                 else "."
             )
@@ -215,6 +229,7 @@ def run_audit(
     real_store: str | Path,
     out: str | Path,
     extractor,
+    *,
     n: int = 200,
     sampler: str | None = None,
     steps: int | None = None,
@@ -330,7 +345,8 @@ def generation_filter(
     )
     if len(ref) < 20:
         raise SvpgenError(
-            f"{reference_store}: only {len(ref)} real {generator.label} images to define the morphology range (need ≥ 20)"
+            f"{reference_store}: only {len(ref)} real {generator.label} images to define the "
+            "morphology range (need ≥ 20)"
         )
     return partial(
         generative.filter_generated,

@@ -31,13 +31,15 @@ def train_particle_encoder(
     train: Particles,
     tune: Particles,
     out: str | Path,
+    *,
     epochs: int = 5,
     seed: int = 0,
     preset: str = "quick",
     device: str = "cpu",
     resume: bool = False,
 ) -> ClassifierResult:
-    """Train the particle encoder on real labelled ``train`` images (model selection on ``tune``)."""
+    """Train the particle encoder on real labelled ``train`` images (model selection on
+    ``tune``)."""
     return train_classifier(
         train, tune, out, encoder_config(epochs, seed, preset), resume=resume, device=device
     )

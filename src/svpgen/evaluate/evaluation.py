@@ -29,7 +29,8 @@ def parse_prevalence(text: str | None, classes: list[str]) -> dict[str, float] |
         values = [float(v) for v in text.split(":")]
     except ValueError:
         raise SvpgenError(
-            f"--prevalence {text!r}: expected e.g. 1000:1:1 or protein=1000,silicone_oil=1,air_bubble=1"
+            f"--prevalence {text!r}: expected e.g. 1000:1:1 or "
+            "protein=1000,silicone_oil=1,air_bubble=1"
         ) from None
     if len(values) != len(classes):
         raise SvpgenError(
@@ -57,7 +58,8 @@ def metrics_markdown(m: dict, title: str) -> str:
     lines = [f"# {title}", "", f"{m['n']:,} particles.", "", markdown_table(table)]
     lines += [
         "",
-        f"macro precision (Eq. 3) **{m['macro_precision']:.3f}** · macro recall {m['macro_recall']:.3f} · "
+        f"macro precision (Eq. 3) **{m['macro_precision']:.3f}** · macro recall "
+        f"{m['macro_recall']:.3f} · "
         f"macro AUPRC **{m['macro_auprc']:.3f}** · balanced accuracy {m['balanced_accuracy']:.3f}",
         "",
     ]
@@ -72,7 +74,8 @@ def _logit_adjusted(clf: Classifier, twin_predictions: Path, table: pd.DataFrame
 
     if clf.logit_offset is None:
         raise SvpgenError(
-            f"{clf.path}: not a logit-adjusted model; its twin's predictions {twin_predictions} do not apply"
+            f"{clf.path}: not a logit-adjusted model; its twin's predictions {twin_predictions} "
+            "do not apply"
         )
     twin = pd.read_csv(twin_predictions)
     if (

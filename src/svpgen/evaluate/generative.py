@@ -78,7 +78,8 @@ def _kth_nn_radius(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _inside(d: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
-    """Per query row of the query × reference distances ``d``: within some reference point's radius."""
+    """Per query row of the query × reference distances ``d``: within some reference point's
+    radius."""
     return (d <= radius[None, :]).any(dim=1)
 
 

@@ -28,7 +28,8 @@ CHUNK = 100  # bootstrap replicates evaluated together (memory: CHUNK × n float
 
 
 def metric_names(classes: list[str]) -> list[str]:
-    """Table 2's metrics: per-class precision and recall, the macro values, AUPRC, balanced accuracy."""
+    """Table 2's metrics: per-class precision and recall, the macro values, AUPRC, balanced
+    accuracy."""
     return (
         [f"precision_{c}" for c in classes]
         + [f"recall_{c}" for c in classes]
@@ -85,7 +86,8 @@ def weighted_metrics(
 
 
 def class_weights(y: np.ndarray, n_classes: int, prevalence: np.ndarray | None) -> np.ndarray:
-    """Per-sample importance weight making class c carry prevalence[c] of the total (1 when None)."""
+    """Per-sample importance weight making class c carry prevalence[c] of the total (1 when
+    None)."""
     if prevalence is None:
         return np.ones(len(y))
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
@@ -195,7 +197,8 @@ def bootstrap(
 
 
 def verdict(lo: float, hi: float) -> str:
-    """'better' when the whole interval is above 0, 'worse' when below, else no detectable difference."""
+    """'better' when the whole interval is above 0, 'worse' when below, else no detectable
+    difference."""
     if lo > 0:
         return "better"
     if hi < 0:

@@ -28,6 +28,10 @@ from svpgen.errors import SvpgenError
 from svpgen.markdown import markdown_table
 
 THRESHOLDS_UM = (2.0, 5.0, 10.0, 25.0)
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}"
+    "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px}"
+)
 EXTRA_THRESHOLDS_UM = (50.0, 100.0)
 PARTICULATE = "particulate (excl. air bubbles)"
 # (method, small container?) → {threshold µm: (limit, unit)}
@@ -86,11 +90,13 @@ def particle_sizes(pred: pd.DataFrame) -> pd.Series:
             if sizes.isna().any():
                 bad = int(sizes.isna().idxmax())
                 raise SvpgenError(
-                    f"row {bad + 2}: missing or non-numeric size in column {col!r} ({pred[col].iloc[bad]!r})"
+                    f"row {bad + 2}: missing or non-numeric size in column {col!r} "
+                    f"({pred[col].iloc[bad]!r})"
                 )
             return sizes
     raise SvpgenError(
-        "predictions have no size column (esd_um, esd_diameter or ecd); classify an instrument export or a store with sizes"
+        "predictions have no size column (esd_um, esd_diameter or ecd); classify an instrument "
+        "export or a store with sizes"
     )
 
 
@@ -183,14 +189,16 @@ def write_counts_report(
     head = [
         "# Particle counts",
         "",
-        f"{len(pred):,} particles; fluid volume imaged {run.fluid_volume_ml:g} mL; dilution {run.dilution:g}"
+        f"{len(pred):,} particles; fluid volume imaged {run.fluid_volume_ml:g} mL; dilution "
+        f"{run.dilution:g}"
         + (
             f"; fill volume {run.fill_volume_ml:g} mL"
             if run.fill_volume_ml
             else "; no fill volume given (no pass/fail)"
         )
         + (
-            f"; {n_unclassified:,} below the confidence threshold (unclassified, counted as particulate)."
+            f"; {n_unclassified:,} below the confidence threshold (unclassified, counted as "
+            "particulate)."
             if min_confidence
             else "."
         ),
@@ -215,13 +223,17 @@ def write_counts_report(
     md = "\n".join(head + [markdown_table(show, ",.2f")] + verdict_md) + "\n"
     write_text(out / "counts.md", md)
     png = base64.b64encode((out / "size_distribution.png").read_bytes()).decode()
-    html = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Particle counts</title><style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px}</style></head><body>"
-        f"<h1>Particle counts</h1><p>{head[2]}</p>{show.to_html(index=False, float_format=lambda v: f'{v:,.2f}')}"
-        f"<h2>USP &lt;788&gt; ({run.method}), particulate total</h2>{verdicts.to_html(index=False) if not verdicts.empty else '<p>fill volume not given: no verdict</p>'}"
-        f"<img src='data:image/png;base64,{png}' alt='size distribution'></body></html>"
+    table_html = show.to_html(index=False, float_format=lambda v: f"{v:,.2f}")
+    verdict_html = (
+        verdicts.to_html(index=False)
+        if not verdicts.empty
+        else "<p>fill volume not given: no verdict</p>"
     )
+    html = f"""<!doctype html><html><head><meta charset='utf-8'><title>Particle counts</title>
+<style>{_CSS}</style></head><body>
+<h1>Particle counts</h1><p>{head[2]}</p>{table_html}
+<h2>USP &lt;788&gt; ({run.method}), particulate total</h2>{verdict_html}
+<img src='data:image/png;base64,{png}' alt='size distribution'></body></html>"""
     write_text(out / "counts.html", html)
     return {"table": table, "compliance": verdicts, "markdown": md}
 
@@ -239,6 +251,7 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
 def counts_report(
     predictions: str | Path,
     out: str | Path,
+    *,
     export_dir: str | Path | None = None,
     fluid_volume_ml: float | None = None,
     dilution: float = 1.0,

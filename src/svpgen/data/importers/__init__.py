@@ -131,7 +131,8 @@ def _import_flowcam(src: Path, inputs: _Inputs, collector: Collector) -> None:
         if csv.parent in covered and not src.is_file():
             collector.skip(
                 csv,
-                "particle CSV beside a .lst/.flb describing the same particles (the list file was imported)",
+                "particle CSV beside a .lst/.flb describing the same particles (the list file was "
+                "imported)",
             )
             continue
         import_flowcam_csv(csv, collector, _prefix(csv, src))
@@ -158,19 +159,19 @@ def read_source(
         raise SvpgenError(f"--label {label!r} is not a class name (e.g. silicone_oil, protein)")
     if pixel_um is not None and not pixel_um > 0:
         raise SvpgenError(f"--pixel-um must be > 0 (got {pixel_um})")
-    inputs = None if fmt in ("folder", "collage") else _find_inputs(src)
-    fmt = detect_format(src, inputs) if fmt == "auto" else fmt
+    inputs = _find_inputs(src) if fmt not in ("folder", "collage") else _Inputs([], [], [], [])
+    kind = detect_format(src, inputs) if fmt == "auto" else fmt
     collector = Collector(fit, label, class_map)
-    if fmt in ("folder", "collage"):
+    if kind in ("folder", "collage"):
         if src.is_dir():
             import_folder(src, collector, pixel_um)
-        elif fmt == "collage":
+        elif kind == "collage":
             import_images([src], src.parent, collector, None, pixel_um)
         else:
             raise SvpgenError(f"{src}: the folder format needs a directory")
-    elif fmt == "flowcam":
+    elif kind == "flowcam":
         _import_flowcam(src, inputs, collector)
-    elif fmt == "mfi":
+    elif kind == "mfi":
         if not inputs.mfi_csvs:
             raise SvpgenError(
                 f"{src}: no header line containing 'ECD' and MFI particle columns found; "
@@ -179,11 +180,11 @@ def read_source(
         for csv in inputs.mfi_csvs:
             import_mfi(csv, collector, _prefix(csv, src), drop_edge=drop_edge)
     else:
-        raise SvpgenError(f"unknown format {fmt!r} (use auto, folder, collage, flowcam or mfi)")
+        raise SvpgenError(f"unknown format {kind!r} (use auto, folder, collage, flowcam or mfi)")
     return ImportResult(
         with_sizes(collector.particles()),
         collector.report_frame(),
-        fmt,
+        kind,
         collector.measurements(),
         collector.labels(),
         collector.unmatched_map_entries(),
@@ -204,7 +205,7 @@ def with_sizes(particles: Particles) -> Particles:
     rows = np.flatnonzero(missing.to_numpy())
     sizes = computed_features(particles.images[rows], table.iloc[rows])["esd_um"].to_numpy()
     table = table.copy()
-    table["esd_source"] = np.where(table["esd_um"].notna(), "instrument", None)
+    table["esd_source"] = table["esd_um"].notna().map({True: "instrument", False: None})
     table.loc[table.index[rows], "esd_um"] = sizes
     table.loc[table.index[rows], "esd_source"] = "computed"
     return Particles(particles.images, table)
@@ -226,12 +227,11 @@ def import_source(
     if len(result.particles) == 0 and len(result.measurements) == 0:
         counts = ", ".join(f"{n} {r}" for r, n in result.skip_counts().items()) or "no files"
         raise SvpgenError(f"{src}: nothing usable found ({counts})")
+    settings: dict = {k: v for k, v in options.items() if v is not None and k != "fmt"}
+    if "class_map" in settings:
+        settings["class_map"] = dict(settings["class_map"])
     record = provenance_record(
-        command,
-        source_path=str(Path(src).resolve()),
-        format=result.format,
-        **{k: v for k, v in options.items() if v is not None and k not in ("fmt", "class_map")},
-        **({"class_map": dict(options["class_map"])} if options.get("class_map") else {}),
+        command, source_path=str(Path(src).resolve()), format=result.format, **settings
     )
     store = ParticleStore.write(
         out, result.particles, record, mode=mode, measurements=result.measurements

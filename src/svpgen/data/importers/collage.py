@@ -111,6 +111,7 @@ def import_collage(
     tiles: list[Tile],
     collector: Collector,
     prefix: str,
+    *,
     vs_class: str | None = None,
     pixel_um: float | None = None,
 ) -> None:

@@ -181,7 +181,8 @@ class _Images:
 def _crop(image: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
     if w < 1 or h < 1 or x < 0 or y < 0 or y + h > image.shape[0] or x + w > image.shape[1]:
         raise ImageReadError(
-            f"crop outside collage (x={x} y={y} w={w} h={h}, collage {image.shape[1]}x{image.shape[0]})"
+            f"crop outside collage (x={x} y={y} w={w} h={h}, collage "
+            f"{image.shape[1]}x{image.shape[0]})"
         )
     return np.ascontiguousarray(image[y : y + h, x : x + w])
 
@@ -228,7 +229,8 @@ def classifications_for(
                 if assigned[pid][1] != name:
                     collector.skip(
                         cla,
-                        f"particle id {pid} already in class {assigned[pid][1]!r}; {name!r} ignored",
+                        f"particle id {pid} already in class {assigned[pid][1]!r}; {name!r} "
+                        "ignored",
                         line,
                     )
                 continue
@@ -289,7 +291,8 @@ def import_list(path: Path, collector: Collector, prefix: str, library: bool = F
         if pid not in seen:
             collector.skip(
                 cla,
-                f"classification {scheme!r} class {name!r} names particle id {pid}, which {path.name} does not import",
+                f"classification {scheme!r} class {name!r} names particle id {pid}, which "
+                f"{path.name} does not import",
                 line,
             )
 

@@ -48,7 +48,9 @@ def import_images(
         tiles = collage_tiles(gray)
         if tiles is not None:
             prefix = str(Path(rel).with_suffix(""))
-            import_collage(path, gray, tiles, collector, prefix, vs_class, pixel_um)
+            import_collage(
+                path, gray, tiles, collector, prefix, vs_class=vs_class, pixel_um=pixel_um
+            )
             continue
         row = {"id": rel, "origin": rel}
         if vs_class:

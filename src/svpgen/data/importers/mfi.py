@@ -43,7 +43,8 @@ def read_mfi_csv(path: Path) -> tuple[pd.DataFrame, int]:
     start = find_header_line(path, "mfi")
     if start is None:
         raise SvpgenError(
-            f"{path}: no header line containing 'ECD' and MFI particle columns found; not an MFI export"
+            f"{path}: no header line containing 'ECD' and MFI particle columns found; not an MFI "
+            "export"
         )
     try:
         table = pd.read_csv(path, skiprows=start, skipinitialspace=True, encoding_errors="replace")
