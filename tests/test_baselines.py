@@ -181,3 +181,25 @@ def test_the_exports_own_columns_and_rows_without_images(tmp_path):
         ["train-classifier", str(tmp_path / "store"), str(tmp_path / "cnn"), "--preset", "smoke"],
     )
     assert res.exit_code == 2 and "no labelled particles" in res.output
+
+
+def test_baseline_sentence_names_each_verdict_and_keeps_tiny_margins_readable():
+    from svpgen.study.compare import baseline_sentence, signed_interval
+
+    rows = pd.DataFrame(
+        [
+            ("resnet18/Mixed-2", "rules/Real-2", 0.029, 0.019, 0.036, "better"),
+            ("resnet18/Real-2", "rules/Real-2", 0.0, -0.0001, 0.0001, "no detectable difference"),
+            ("resnet18/Real-4", "rules/Real-4", -0.0002, -0.0003, -0.0001, "worse"),
+            ("resnet18/Mixed-2", "forest/Real-2", 0.05, 0.04, 0.06, "better"),
+        ],
+        columns=["candidate", "reference", "difference", "lo", "hi", "verdict"],
+    )
+    text = baseline_sentence(rows)
+    assert (
+        "1 of 3 beat the rule filters (Mixed-2; no detectable difference: Real-2; worse: " in text
+    )
+    assert "the smallest margin -0.0002 [-0.0003, -0.0001]" in text
+    assert "it beats the random forest, the smallest margin +0.050 [+0.040, +0.060]" in text
+    assert signed_interval(0.0123, -0.004, 0.027) == "+0.012 [-0.004, +0.027]"
+    assert signed_interval(0.0, 0.0, 0.0) == "+0.000 [+0.000, +0.000]"

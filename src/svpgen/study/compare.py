@@ -181,6 +181,16 @@ def with_intervals(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     return out
 
 
+def signed_interval(difference: float, lo: float, hi: float, digits: int = 3) -> str:
+    """A paired difference for reading, ``+0.012 [-0.004, +0.027]``; with more decimals
+    when every number rounds to zero at ``digits`` (a significant −0.0002 must not read as
+    "worse by −0.000")."""
+    largest = max(abs(difference), abs(lo), abs(hi))
+    while 0 < largest < 0.5 * 10.0**-digits and digits < 6:
+        digits += 1
+    return f"{difference:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
 def answer_sentences(comparisons: pd.DataFrame, metric: str = "macro AUPRC") -> list[str]:
     """One sentence per comparison of the CNN cells among themselves, e.g. 'Mixed-4 vs
     Real-4 (resnet18): macro AUPRC +0.012 [−0.004, +0.027], no detectable difference.', then
@@ -192,7 +202,7 @@ def answer_sentences(comparisons: pd.DataFrame, metric: str = "macro AUPRC") -> 
         arch, cand = r.candidate.split("/", 1)
         ref = r.reference.split("/", 1)[1]
         lines.append(
-            f"{cand} vs {ref} ({arch}): {metric} {r.difference:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}], "
+            f"{cand} vs {ref} ({arch}): {metric} {signed_interval(r.difference, r.lo, r.hi)}, "
             f"{r.verdict}."
         )
     if against.any():
@@ -209,17 +219,23 @@ def baseline_sentence(rows: pd.DataFrame, metric: str = "macro AUPRC") -> str:
         verdicts = group["verdict"].value_counts()
         better = int(verdicts.get("better", 0))
         if better == n:
-            text = f"all {n} beat {BASELINE_NAMES[kind]}"
+            text = (
+                f"all {n} beat {BASELINE_NAMES[kind]}"
+                if n > 1
+                else f"it beats {BASELINE_NAMES[kind]}"
+            )
         else:
-            text = f"{better} of {n} beat {BASELINE_NAMES[kind]}"
-            for verdict in ("no detectable difference", "worse"):
-                names = [
+            cells = {
+                verdict: [
                     c.split("/", 1)[1] for c in group["candidate"][group["verdict"] == verdict]
                 ]
-                if names:
-                    text += f" ({verdict}: {', '.join(names)})"
+                for verdict in ("better", "no detectable difference", "worse")
+            }
+            listed = [", ".join(cells["better"])] if better else []
+            listed += [f"{v}: {', '.join(c)}" for v, c in cells.items() if v != "better" and c]
+            text = f"{better} of {n} beat {BASELINE_NAMES[kind]} ({'; '.join(listed)})"
         low = group.loc[group["difference"].idxmin()]
-        text += f", the smallest margin {low.difference:+.3f} [{low.lo:+.3f}, {low.hi:+.3f}]"
+        text += f", the smallest margin {signed_interval(low.difference, low.lo, low.hi)}"
         parts.append(text)
     return (
         f"CNN cells against the instrument's morphology parameters ({metric}, paired 95% "

@@ -22,6 +22,7 @@ from svpgen.study.compare import (
     SHORT,
     Table2,
     answer_sentences,
+    signed_interval,
     table2_with_intervals,
     with_intervals,
 )
@@ -248,7 +249,7 @@ def write_report(out: str | Path) -> StudyReport:
     comp_readable = (
         comparisons.assign(
             difference=[
-                f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                signed_interval(d, lo, hi)
                 for d, lo, hi in zip(
                     comparisons["difference"], comparisons["lo"], comparisons["hi"]
                 )
