@@ -40,8 +40,8 @@ def test_reweighted_precision_by_hand():
     proba = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.4, 0.6], [0.2, 0.8], [0.1, 0.9]])
     w = class_weights(y, 2, np.array([1000.0, 1.0]))
     m = weighted_metrics(y, proba, ["protein", "silicone_oil"], w[None, :])
-    # each protein weighs 1000/1001·6/4, each droplet 1/1001·6/2: oil precision = 2·w_oil / (2·w_oil
-    # + 1·w_protein)
+    # each protein weighs 1000/1001·6/4, each droplet 1/1001·6/2: oil precision = 2·w_oil
+    # / (2·w_oil + 1·w_protein)
     w_protein, w_oil = 1000 / 1001 * 6 / 4, 1 / 1001 * 6 / 2
     assert m["precision_silicone_oil"][0] == pytest.approx(2 * w_oil / (2 * w_oil + w_protein))
     assert m["precision_silicone_oil"][0] == pytest.approx(

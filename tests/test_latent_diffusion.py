@@ -64,8 +64,8 @@ def test_untrained_network_is_the_exact_gaussian_posterior_mean():
     z = torch.randn(3, 4)
     s2 = model.scale**2
     torch.testing.assert_close(model.denoise_latent(z, sigma), z * s2 / (s2 + sigma[:, None] ** 2))
-    # a pure outside-the-latent-space input, with a flat residual spectrum v: D shrinks it by v / (v
-    # + σ²)
+    # a pure outside-the-latent-space input, with a flat residual spectrum v: D shrinks it
+    # by v / (v + σ²)
     outside = torch.randn(3, 64 * 64)
     outside -= (outside @ model.basis.T) @ model.basis
     x = (model.mean + outside).reshape(3, 1, 64, 64)
@@ -150,8 +150,8 @@ def test_latent_loss_has_the_image_space_loss_gradients():
     latent_loss = (((model(z, t) - z0) ** 2).mean(1) * weight).mean()
     for a, b in zip(grads(image_loss), grads(latent_loss)):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-3)
-    # the training batch draws the same kind of thing: latents at σ, the network's timestep, the
-    # weight
+    # the training batch draws the same kind of thing: latents at σ, the network's
+    # timestep, the weight
     noisy, t, clean, w = latent_training_batch(
         model, SCHEDULE, images, torch.Generator().manual_seed(0)
     )

@@ -70,8 +70,8 @@ def test_real_run_with_label_classification_and_info(real_fixtures, tmp_path):
     res = runner.invoke(main, ["import", str(run), str(tmp_path / "bad"), "--label", "?!"])
     assert res.exit_code == 2 and "--label '?!' is not a class name" in res.output
 
-    # a VisualSpreadsheet classification beside the .lst (observed v3 layout), one id that doesn't
-    # exist
+    # a VisualSpreadsheet classification beside the .lst (observed v3 layout), one id that
+    # doesn't exist
     cla = [
         "v3",
         "1",

@@ -223,8 +223,8 @@ def test_grid_on_ray_local_cluster_matches_local_runner(tmp_path):
     records = run_ray(trials, cfg, out, workers=2)
     assert len(records) == len(trials) == 6
     assert all(0 <= r["score"] <= 1 for r in records)
-    # the logit-adjusted trials are not trained again: their twin's weights plus the deployment
-    # prior
+    # the logit-adjusted trials are not trained again: their twin's weights plus the
+    # deployment prior
     adjusted = [t for t in trials if t.imbalance == "logit-adjust"]
     assert (
         len(adjusted) == 2

@@ -37,11 +37,10 @@ class UNetConfig:
     linear_attention: tuple[int, ...] | None = None
     heads: int = 4
     dim_head: int = 32
-    init_kernel: int = (
-        7  # the first convolution: 7×7 (denoising-diffusion-pytorch); the authors' release: 1×1
-    )
-    # >1: pixel-unshuffle the input by this factor (and shuffle the output back): 4× less compute at
-    # 2
+    # the first convolution: 7×7 (denoising-diffusion-pytorch); the authors' release: 1×1
+    init_kernel: int = 7
+    # >1: pixel-unshuffle the input by this factor (and shuffle the output back): 4× less
+    # compute at 2
     patch: int = 1
 
     def __post_init__(self):

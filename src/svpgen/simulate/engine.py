@@ -32,9 +32,8 @@ RENDERERS = {
     "glass": render_glass,
     "fiber": render_fiber,
 }
-CHUNK = (
-    256  # particles per task and per child seed: the renderers' N×64×64 temporaries stay in cache
-)
+# particles per task and per child seed: the renderers' N×64×64 temporaries stay in cache
+CHUNK = 256
 # pixels per block of the native-optics and preprocessing passes (≈ 64 crops of 64×64): on
 # large stacks these elementwise passes are memory-bound, in cache they run ≈ 2.5× faster
 BLOCK_PIXELS = 64 * IMAGE_SIZE * IMAGE_SIZE

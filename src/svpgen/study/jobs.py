@@ -33,11 +33,10 @@ def _init_worker(threads: int) -> None:
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
-    threadpool_limits(
-        limits=threads
-    )  # numpy's BLAS, scikit-learn's OpenMP; in force until the worker exits
-    # Linux: a worker dies with the study (a killed study must not leave a trial half-written behind
-    # it)
+    # numpy's BLAS, scikit-learn's OpenMP; in force until the worker exits
+    threadpool_limits(limits=threads)
+    # Linux: a worker dies with the study (a killed study must not leave a trial
+    # half-written behind it)
     try:
         import ctypes
 
