@@ -1,6 +1,7 @@
 """Claim: the simulator renders ≥ 5,000 particles/s on 2 CPU cores, so a 500,000-protein
 validation set takes under 2 minutes. Baselines in the same run: the same renderer on one
-worker process, and (``--compare-with``) another svpgen checkout's simulator — e.g. the
+worker process, the ``fig5`` profile (the simulator before its FlowCam calibration) on the
+same workloads, and (``--compare-with``) another svpgen checkout's simulator — e.g. the
 commit before a speed change — timed on the same workload in a fresh interpreter.
 
     python benchmarks/bench_simulate.py --n 500000
@@ -88,11 +89,24 @@ def main() -> None:
                 "particles_per_s": args.n / seconds,
             }
         )
+    fig5 = replace(cfg, profile="fig5")
+    workloads = ((mix, f"{3 * third:,} mixed 1:1:1"), ({"protein": args.n}, f"{args.n:,} protein"))
+    for counts, what in workloads:
+        with Timer() as t:
+            simulate(counts, seed=0, config=fig5)
+        n = sum(counts.values())
+        rows.append(
+            {
+                "run": f"{what}, fig5 profile (before calibration)",
+                "seconds": t.seconds,
+                "particles_per_s": n / t.seconds,
+            }
+        )
     with Timer() as t:
         simulate({"protein": args.n}, seed=0, config=cfg, progress=True)
     rows.append(
         {
-            "run": f"{args.n:,} protein, {cfg.workers} workers",
+            "run": f"{args.n:,} protein, {cfg.workers} workers, {cfg.profile} profile (default)",
             "seconds": t.seconds,
             "particles_per_s": args.n / t.seconds,
         }

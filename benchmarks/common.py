@@ -22,7 +22,9 @@ class Timer:
 
 
 def report(name: str, rows: list[dict], extra: dict | None = None) -> Path:
-    """Print rows as an aligned table and write them to benchmarks/results/<name>.json."""
+    """Print rows as an aligned table and write them to
+    benchmarks/results/<name>.<machine>.json (one record per benchmark and CPU kind, so
+    runs on different machines sit side by side)."""
     cols = list(dict.fromkeys(k for r in rows for k in r))
 
     def fmt(v) -> str:
@@ -36,10 +38,11 @@ def report(name: str, rows: list[dict], extra: dict | None = None) -> Path:
     for r in rows:
         print(" | ".join(fmt(r.get(c, "")).ljust(widths[c]) for c in cols))
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{name}.json"
+    here = machine()
+    out = RESULTS / f"{name}.{machine_slug(here)}.json"
     record = {
         "benchmark": name,
-        "machine": machine(),
+        "machine": here,
         "measured": time.strftime("%Y-%m-%d"),
         "command": "python " + " ".join([os.path.relpath(sys.argv[0]), *sys.argv[1:]]),
         "rows": rows,
@@ -71,6 +74,15 @@ def machine() -> dict:
         "python": platform.python_version(),
         "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
     }
+
+
+def machine_slug(m: dict) -> str:
+    """A file-name tag for a CPU kind: vendor, family and widest vector unit
+    (``amd-epyc-avx512``, ``intel-xeon-avx2``)."""
+    words = [w for w in m["cpu"].lower().replace("(r)", "").replace("(tm)", "").split()]
+    family = "-".join(w for w in words[:2] if w.isalnum()) or "cpu"
+    vector = "avx512" if "avx512f" in m["vector"] else "avx2" if "avx2" in m["vector"] else "sse"
+    return f"{family}-{vector}"
 
 
 def matmul_peak_gflops(sizes: tuple[int, ...] = (1024, 2048, 3072), repeats: int = 6) -> float:

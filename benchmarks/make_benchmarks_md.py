@@ -1,6 +1,6 @@
 """Rewrite docs/benchmarks.md from the measurements in benchmarks/results/*.json: one section
-per benchmark — its claim (the script's docstring), the command and machine of the run,
-and its table.
+per benchmark — its claim (the script's docstring), then for each machine it was run on the
+command and its table.
 
     python benchmarks/make_benchmarks_md.py
 """
@@ -36,24 +36,58 @@ def _machine(m: dict) -> str:
     return f"{m.get('cpus', '?')} cores of an {m.get('cpu', 'unknown CPU')} ({vector}){tuned}"
 
 
-def section(record: dict) -> str:
-    """One benchmark's section of the page."""
-    rows = record.get("rows", [])
+def _table(rows: list[dict]) -> list[str]:
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    lines = [f"## {record['benchmark']}", "", _claim(record["benchmark"]), ""]
-    lines.append(
-        f"Measured {record.get('measured', 'on an unrecorded date')} on "
-        f"{_machine(record.get('machine', {}))}"
-        + (f": `{record['command']}`" if record.get("command") else "")
-        + "."
-    )
-    lines += ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in cols) + " |" for r in rows]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    return lines + ["| " + " | ".join(_cell(r.get(c, "")) for c in cols) + " |" for r in rows]
+
+
+def _rounded(value):
+    """Floats to 4 significant digits, inside lists and dicts too."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def _extras(record: dict) -> list[str]:
+    """What a record holds beside its table (e.g. the matmul peak, an accuracy check)."""
+    standard = {"benchmark", "machine", "measured", "command", "rows"}
+    items = [
+        f"{k}: {json.dumps(_rounded(v), ensure_ascii=False)}"
+        for k, v in record.items()
+        if k not in standard and v is not None
+    ]
+    return ["", "Also recorded — " + "; ".join(items) + "."] if items else []
+
+
+def section(records: list[dict]) -> str:
+    """One benchmark's section of the page: its claim, then each machine's run."""
+    name = records[0]["benchmark"]
+    lines = [f"## {name}", "", _claim(name)]
+    for record in records:
+        lines += [
+            "",
+            f"### {_machine(record.get('machine', {}))}",
+            "",
+            f"Measured {record.get('measured', 'on an unrecorded date')}"
+            + (f": `{record['command']}`" if record.get("command") else "")
+            + ".",
+            "",
+            *_table(record.get("rows", [])),
+            *_extras(record),
+        ]
     return "\n".join(lines)
 
 
 def main() -> None:
-    records = [json.loads(p.read_text()) for p in sorted((HERE / "results").glob("*.json"))]
+    by_benchmark: dict[str, list[dict]] = {}
+    for path in sorted((HERE / "results").glob("*.json")):
+        record = json.loads(path.read_text())
+        by_benchmark.setdefault(record["benchmark"], []).append(record)
     head = [
         "# Benchmarks",
         "",
@@ -64,8 +98,8 @@ def main() -> None:
         " machines, are in [experiments](experiments.md).",
         "",
     ]
-    OUT.write_text("\n".join(head + [section(r) + "\n" for r in records]))
-    print(f"written {OUT} ({len(records)} benchmarks)")
+    OUT.write_text("\n".join(head + [section(r) + "\n" for r in by_benchmark.values()]))
+    print(f"written {OUT} ({len(by_benchmark)} benchmarks)")
 
 
 if __name__ == "__main__":
