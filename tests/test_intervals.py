@@ -30,6 +30,7 @@ def test_vectorised_metrics_equal_scikit_learn():
             ref["per_class"][c]["precision"], abs=1e-9
         )
         assert ours[f"recall_{c}"][0] == pytest.approx(ref["per_class"][c]["recall"], abs=1e-9)
+        assert ours[f"auprc_{c}"][0] == pytest.approx(ref["per_class"][c]["auprc"], abs=1e-9)
     for m in ("macro_precision", "macro_recall", "macro_auprc", "balanced_accuracy"):
         assert ours[m][0] == pytest.approx(ref[m], abs=1e-9), m
 

@@ -28,11 +28,12 @@ CHUNK = 100  # bootstrap replicates evaluated together (memory: CHUNK × n float
 
 
 def metric_names(classes: list[str]) -> list[str]:
-    """Table 2's metrics: per-class precision and recall, the macro values, AUPRC, balanced
-    accuracy."""
+    """Table 2's metrics: per-class precision, recall and average precision (AUPRC), the
+    macro values, balanced accuracy."""
     return (
         [f"precision_{c}" for c in classes]
         + [f"recall_{c}" for c in classes]
+        + [f"auprc_{c}" for c in classes]
         + ["macro_precision", "macro_recall", "macro_auprc", "balanced_accuracy"]
     )
 
@@ -74,8 +75,11 @@ def weighted_metrics(
     auprc = np.stack(
         [_average_precision(proba[:, c], (y == c).astype(np.float64), weights) for c in present], 1
     )
+    per_class_ap = np.full((len(weights), k), np.nan)  # NaN for a class the set lacks
+    per_class_ap[:, present] = auprc
     out = {f"precision_{c}": precision[:, i] for i, c in enumerate(classes)}
     out |= {f"recall_{c}": recall[:, i] for i, c in enumerate(classes)}
+    out |= {f"auprc_{c}": per_class_ap[:, i] for i, c in enumerate(classes)}
     out |= {
         "macro_precision": precision.mean(1),
         "macro_recall": recall.mean(1),

@@ -31,10 +31,12 @@ PAIR_METRICS = ("macro_auprc", "macro_recall")
 
 
 def metric_label(metric: str) -> str:
-    """Table 2's column name of a metric: 'P SO', 'R AB', 'macro AUPRC'…"""
-    if metric.startswith(("precision_", "recall_")):
+    """Table 2's column name of a metric: 'P SO', 'R AB', 'AP SO' (a class's AUPRC),
+    'macro AUPRC'…"""
+    if metric.startswith(("precision_", "recall_", "auprc_")):
         kind, _, cls = metric.partition("_")
-        return f"{kind[0].upper()} {SHORT.get(cls, cls)}"
+        short = {"precision": "P", "recall": "R", "auprc": "AP"}[kind]
+        return f"{short} {SHORT.get(cls, cls)}"
     return {
         "macro_precision": "macro P",
         "macro_recall": "macro R",
@@ -148,10 +150,14 @@ def table2_with_intervals(out: Path, n_boot: int = 400, seed: int = 0) -> Table2
             )
         rows.append(row)
     comps = []
-    pair_metrics = list(PAIR_METRICS) + [f"precision_{c}" for c in classes]
+    pair_metrics = (
+        list(PAIR_METRICS) + [f"auprc_{c}" for c in classes] + [f"precision_{c}" for c in classes]
+    )
     for cand, ref in comparison_pairs(cells):
         for m in pair_metrics:
             diff, lo, hi = boot.difference(cand.key, ref.key, m)
+            if np.isnan(diff):  # a class the evaluation set lacks
+                continue
             comps.append(
                 {
                     "candidate": cand.key,
@@ -168,14 +174,14 @@ def table2_with_intervals(out: Path, n_boot: int = 400, seed: int = 0) -> Table2
 
 
 def with_intervals(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """The table for reading: each metric as ``0.886 [0.851, 0.920]``."""
+    """The table for reading: each metric as ``0.886 [0.851, 0.920]``, "—" where undefined."""
     out = table[["model", "dataset", "imbalance"]].copy()
     for col in table.columns:
         if f"{col}_lo" in table.columns:
             out[col] = [
-                f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+                f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if np.isfinite(v) else "—"
                 for v, lo, hi in zip(table[col], table[f"{col}_lo"], table[f"{col}_hi"])
-            ]
+            ]  # "—": a class the evaluation set lacks has no AUPRC
     if "macro AUPRC seed sd" in table.columns:
         out["macro AUPRC seed sd"] = table["macro AUPRC seed sd"].map(lambda v: f"{v:.{digits}f}")
     return out

@@ -52,6 +52,10 @@ def table2_as_sampled(out: Path) -> pd.DataFrame:
                 np.mean([m["per_class"][c]["recall"] for m in runs])
             )
         row["macro R"] = float(np.mean([m["macro_recall"] for m in runs]))
+        for c in runs[0]["classes"]:
+            row[f"AP {SHORT.get(c, c)}"] = float(
+                np.mean([m["per_class"][c]["auprc"] for m in runs])
+            )
         row["macro AUPRC"] = float(np.mean([m["macro_auprc"] for m in runs]))
         rows.append(row)
     rows.sort(key=lambda r: r["model"] in MORPHOLOGY_MODELS)  # the CNN cells, then baselines
@@ -176,7 +180,8 @@ def _intro(study: dict, t2) -> tuple[str, str]:
         f"deployment prevalence {prevalence} ({' : '.join(c.replace('_', ' ') for c in classes)})"
         f"{', the paper' + chr(39) + 's 1000:1:1 setting' if paper else ''}. "
         "P = per-class precision (paper Eq. 2, column-normalised), macro P = paper Eq. 3, "
-        "R = per-class recall, AUPRC = macro one-vs-rest average precision. Minority precision "
+        "R = per-class recall, AP = a class's one-vs-rest average precision (AUPRC), "
+        "macro AUPRC = their mean. Minority precision "
         "at such a prevalence is dominated by majority-class false positives; the values the "
         "paper reports as precision behave like recall — both are shown. Intervals: 95% "
         f"stratified bootstrap over the evaluation set ({t2.n_boot if t2 else 0} replicates, "
