@@ -87,6 +87,10 @@ class StudyLayout:
         found = (self.root / "stages").glob("*.json")
         return sorted(found, key=lambda p: (order.get(p.stem, len(STAGES)), p.stem))
 
+    def _folders(self, name: str) -> list[Path]:
+        """The folders below ``root/name``, sorted."""
+        return sorted(p for p in (self.root / name).glob("*") if p.is_dir())
+
     def pool(self, name: str) -> Path:
         """A data pool's store: ``train``, ``tune``, ``eval``."""
         return self.root / "data" / name
@@ -111,7 +115,7 @@ class StudyLayout:
 
     def generators(self) -> list[Path]:
         """The diffusion models trained so far."""
-        return sorted(p for p in (self.root / "diffusion").glob("*") if p.is_dir())
+        return self._folders("diffusion")
 
     @property
     def generated_root(self) -> Path:
@@ -128,16 +132,12 @@ class StudyLayout:
 
     def audits(self) -> list[Path]:
         """The audits written so far."""
-        return sorted(p for p in (self.root / "audit").glob("*") if p.is_dir())
+        return self._folders("audit")
 
     @property
     def runs(self) -> Path:
         """The grid trials' run folders (``runs/<model>/<cell>/<grid point>``)."""
         return self.root / "runs"
-
-    def run(self, cell: Cell, grid_point: str) -> Path:
-        """One grid trial's run folder."""
-        return self.runs / cell.model / cell.folder / grid_point
 
     @property
     def grid_results(self) -> Path:

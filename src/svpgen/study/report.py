@@ -33,6 +33,14 @@ def _load(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
 
 
+# the as-sampled table's column groups: per-class label and key, then the group's macro value
+_AS_SAMPLED = (
+    ("P", "precision", "macro P", "macro_precision"),
+    ("R", "recall", "macro R", "macro_recall"),
+    ("AP", "auprc", "macro AUPRC", "macro_auprc"),
+)
+
+
 def table2_as_sampled(out: Path) -> pd.DataFrame:
     """Point values on the evaluation set as drawn (no reweighting), mean over seeds."""
     by_cell: dict[Cell, list[dict]] = {}
@@ -42,21 +50,12 @@ def table2_as_sampled(out: Path) -> pd.DataFrame:
     rows = []
     for cell, runs in by_cell.items():
         row = {"model": cell.model, "dataset": cell.dataset, "imbalance": cell.imbalance}
-        for c in runs[0]["classes"]:
-            row[f"P {SHORT.get(c, c)}"] = float(
-                np.mean([m["per_class"][c]["precision"] for m in runs])
-            )
-        row["macro P"] = float(np.mean([m["macro_precision"] for m in runs]))
-        for c in runs[0]["classes"]:
-            row[f"R {SHORT.get(c, c)}"] = float(
-                np.mean([m["per_class"][c]["recall"] for m in runs])
-            )
-        row["macro R"] = float(np.mean([m["macro_recall"] for m in runs]))
-        for c in runs[0]["classes"]:
-            row[f"AP {SHORT.get(c, c)}"] = float(
-                np.mean([m["per_class"][c]["auprc"] for m in runs])
-            )
-        row["macro AUPRC"] = float(np.mean([m["macro_auprc"] for m in runs]))
+        for label, key, macro_label, macro in _AS_SAMPLED:
+            for c in runs[0]["classes"]:
+                row[f"{label} {SHORT.get(c, c)}"] = float(
+                    np.mean([m["per_class"][c][key] for m in runs])
+                )
+            row[macro_label] = float(np.mean([m[macro] for m in runs]))
         rows.append(row)
     rows.sort(key=lambda r: r["model"] in MORPHOLOGY_MODELS)  # the CNN cells, then baselines
     return pd.DataFrame(rows)

@@ -147,12 +147,13 @@ def _train_diffusion_job(cfg: StudyConfig, out: Path, device: str, c: str) -> di
 def _stage_diffusion(cfg: StudyConfig, out: Path, device: str, log: StudyLog, workers: int) -> dict:
     dcfg = _diffusion_config(cfg)
     jobs = []
+    layout = StudyLayout(out)
     for c in cfg.minority:
-        done = StudyLayout(out).generator(c) / "config.json"
+        done = layout.generator(c) / "config.json"
         if done.exists() and json.loads(done.read_text()).get("trained_epochs") == dcfg.epochs:
             log(f"  diffusion {c}: already trained")
             continue
-        resume = (StudyLayout(out).generator(c) / "training_state.pt").exists()
+        resume = (layout.generator(c) / "training_state.pt").exists()
         log(
             f"  diffusion {c}: training ({cfg.diffusion_preset} "
             f"preset{', resuming' if resume else ''})"
