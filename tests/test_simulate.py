@@ -269,6 +269,24 @@ def test_flowcam_profile_frames_particles_like_a_real_run():
     assert {"halo", "rings", "floc", "soft"} <= looks
 
 
+def test_flowcam_droplet_looks_measure_like_the_real_ones():
+    """The flowcam profile's dark discs in a bright halo are as large in their tiles as the
+    real run's (half-depth radius 4–8 px, median 6.5; darkest at the centre, a halo outside),
+    and its ghosts are the Fig. 5 faint droplets: a light core in a broad, shallow dark ring."""
+    sim = simulate(
+        {"silicone_oil": 1500}, seed=4, config=SimConfig(workers=1, label_noise=0)
+    ).particles
+    halo = radial_profiles(*subset(sim, "silicone_oil", "halo"))
+    deep = halo[halo[:, 0] < -15]
+    half = (deep > deep[:, :1] / 2).argmax(1)  # first radius above half the centre's depth
+    assert 5 <= med(half) <= 8 and np.percentile(half, 90) >= 7
+    assert med(deep.argmin(1)) <= 1 and med(deep[:, 6:30].max(1)) >= 8
+    ghost = radial_profiles(*subset(sim, "silicone_oil", "ghost"))
+    trough = ghost.min(1)
+    assert -30 <= med(trough) <= -8 and med(ghost.argmin(1)) >= 6
+    assert med(ghost[:, 0] - trough) >= 8  # the core is lighter than the ring
+
+
 @pytest.mark.slow
 def test_flowcam_profile_against_the_real_collage(real_fixtures, tmp_path):
     """A simulated protein + oil run at the real run's background against all 211 tiles of

@@ -127,7 +127,7 @@ def _frame_in_tiles(
     rng: np.random.Generator, fields: np.ndarray, background: np.ndarray, meta: dict, cfg: SimConfig
 ) -> None:
     """Shrink the particles that sit in a FlowCam tile's margin (:func:`_framing`) into the
-    crop centre, in place: the deviation from the background, softly cut at the crop's
+    crop centre, in place: the deviation from the background, softly cut round inside the crop's
     edge, area-resampled; the field then spans the whole tile (``native_side`` updated)
     and the renderer's defocus blur shrinks with it."""
     zoom = _framing(rng, meta, cfg, len(fields))

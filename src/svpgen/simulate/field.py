@@ -167,12 +167,12 @@ def zoom_matrices(factors: np.ndarray) -> np.ndarray:
 
 
 def _edge_taper() -> np.ndarray:
-    """1 inside, falling smoothly to 0 over the outer 8 px of the crop (a deviation field
-    that reaches the crop's edge is cut softly, not as a square, when it shrinks)."""
-    d = np.minimum(_XX[0], SIZE - _XX[0])  # distance from the nearest edge (pixel centres)
-    t = np.clip(d / 8.0, 0.0, 1.0)
-    t = t * t * (3 - 2 * t)
-    return np.minimum.outer(t, t).astype(np.float32)
+    """1 within 24 px of the crop's centre, falling smoothly to 0 at 32 px: a deviation field
+    that reaches the crop's edge is cut softly and round when it shrinks into a tile — a
+    square cut (the crop's own edges) drew a faint box around wide halos and troughs."""
+    r = np.hypot(_XX - SIZE / 2, _YY - SIZE / 2)
+    t = np.clip((SIZE / 2 - r) / 8.0, 0.0, 1.0)
+    return (t * t * (3 - 2 * t)).astype(np.float32)
 
 
 EDGE_TAPER = _edge_taper()
