@@ -188,8 +188,9 @@ def render_oil(
     # ESD lognormal: median 4 µm, σ_ln 0.6 (the spec); a real FlowCam run's droplets are larger
     median, spread = DROPLET_SIZE[profile]
     d = np.clip(np.exp(np.log(median) + spread * rng.standard_normal(n)), 1.5, 40.0)
+    out_of_focus = np.isin(mode, ("faint", "ghost"))  # large, low-contrast, blurred further
     R = np.select(
-        [(mode == "faint") | (mode == "ghost"), mode == "dark"],
+        [out_of_focus, mode == "dark"],
         [_uniform(rng, 22, 30, n), _uniform(rng, 16, 21, n)],
         _uniform(rng, 19, 24, n),
     )
@@ -239,8 +240,7 @@ def render_oil(
             * fractal_noise(rng, len(smeared), beta=2.5)
             * np.exp(-((r[smeared] / col(R[smeared])) ** 2))
         )
-    # applied with the PSF
-    defocus = rng.uniform(0.1, 0.8, n) * np.where((mode == "faint") | (mode == "ghost"), 3.0, 1.0)
+    defocus = rng.uniform(0.1, 0.8, n) * np.where(out_of_focus, 3.0, 1.0)  # applied with the PSF
     fields = np.maximum(col(background) + dev, 2.0)  # intensity stays physical
     native_side = d / pixel_um * SIZE / (2 * R)
     subtype = np.where(other, "other_" + kind.astype(str), mode.astype(str)).astype(object)
