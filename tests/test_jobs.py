@@ -26,6 +26,25 @@ def test_jobs_in_two_processes_match_one_after_another():
     assert all(threads == max(1, (os.cpu_count() or 1) // 2) for _, threads, _ in parallel.values())
 
 
+def _then(name: str, result: tuple) -> list:
+    """A follow-up for every first-round job: its square's square, under a new name."""
+    return [] if name.startswith("f") else [(f"f{name}", _job, (result[0],))]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_follow_up_jobs_join_the_queue(workers):
+    out = run_jobs(_job, [("a", (2,)), ("b", (3,))], workers=workers, follow_up=_then)
+    assert list(out)[:2] == ["a", "b"] and sorted(out)[2:] == ["fa", "fb"]
+    assert out["fa"][0] == 16 and out["fb"][0] == 81
+
+
+def test_a_failing_follow_up_raises_here():
+    with pytest.raises(ValueError, match="bad job -1"):
+        run_jobs(
+            _job, [("a", (2,)), ("b", (1,))], workers=2, follow_up=lambda n, r: [("c", _job, (-1,))]
+        )
+
+
 def test_a_failing_job_raises_here():
     with pytest.raises(ValueError, match="bad job -1"):
         run_jobs(_job, [("a", (2,)), ("b", (-1,))], workers=2)

@@ -158,7 +158,6 @@ def evaluate_model(
             **classification_metrics(y, proba, clf.classes, weights),
         }
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "metrics.json", results)
     md = metrics_markdown(results["as_sampled"], "Evaluation (as sampled)")
     if prev:
         ratio = ":".join(f"{prev[c]:g}" for c in clf.classes)
@@ -184,4 +183,6 @@ def evaluate_model(
             plots.misclassified_gallery(
                 np.asarray(images), y, proba, clf.classes, out / "misclassified.png"
             )
+    # last: a study takes metrics.json as the mark of a finished evaluation
+    write_json(out / "metrics.json", results)
     return results

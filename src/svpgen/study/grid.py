@@ -11,8 +11,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -188,21 +191,46 @@ def _expected_images(trial: Trial) -> int:
 
 
 def run_local(
-    trials: list[Trial], cfg: StudyConfig, out: Path, device: str = "cpu", workers: int = 1
+    trials: list[Trial],
+    cfg: StudyConfig,
+    out: Path,
+    device: str = "cpu",
+    workers: int = 1,
+    then: Callable[[dict], Sequence[tuple[str, Callable[..., Any], tuple]]] | None = None,
 ) -> list[dict]:
     """Run the trials on this machine, ``workers`` at a time, largest training sets first
     (finished ones are read back), then derive the logit-adjusted ones; records come back
-    in ``trials`` order."""
+    in ``trials`` order. ``then(best)``: jobs to run in the same pool once every trial of a
+    cell (and training seed) has finished, given that cell's best record — the study
+    evaluates a cell's model there while other cells still train."""
     trained, derived = _split(trials)
     order = sorted(trained, key=lambda i: -_expected_images(trials[i]))
     bar = tqdm(total=len(trials), unit="trial", desc="grid")
+    pending = Counter((trials[i].group, trials[i].seed) for i in trained)
+    finished: dict[tuple[str, int], list[tuple[int, dict]]] = {}
 
     def done(name: str, record: dict) -> None:
-        bar.set_postfix_str(f"{record['group']} done")
-        bar.update(1)
+        if name.isdigit():
+            bar.set_postfix_str(f"{record['group']} done")
+            bar.update(1)
+
+    def follow_up(name: str, record: dict) -> list:
+        if then is None or not name.isdigit():
+            return []
+        key = (record["group"], record.get("seed", 0))
+        finished.setdefault(key, []).append((int(name), record))
+        if len(finished[key]) < pending[key]:
+            return []
+        # the same record (ties included) as best_per_group picks from the full grid
+        best = best_per_group([r for _, r in sorted(finished[key], key=lambda t: t[0])])
+        return list(then(best[key[0]][0]))
 
     results = run_jobs(
-        run_trial, [(str(i), (trials[i], cfg, out, device)) for i in order], workers, on_done=done
+        run_trial,
+        [(str(i), (trials[i], cfg, out, device)) for i in order],
+        workers,
+        on_done=done,
+        follow_up=follow_up,
     )
     for i in derived:
         results[str(i)] = derive_logit_adjusted(trials[i], cfg, out)

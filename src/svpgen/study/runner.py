@@ -259,6 +259,10 @@ def _stage_audit(cfg: StudyConfig, out: Path, device: str, log: StudyLog) -> dic
 def _stage_grid(
     cfg: StudyConfig, out: Path, device: str, backend: str, workers: int, log: StudyLog
 ) -> dict:
+    """The classifier grid. Locally, a cell whose trials have all finished is evaluated in
+    the same pool while other cells still train (the workers would otherwise idle at the end
+    of an uneven grid: the quick study's Mixed-4 trial takes about as long as the three
+    others together); the evaluate stage then finds those cells done."""
     from svpgen.study.grid import best_per_group, run_local, run_ray, study_trials
 
     trials = study_trials(cfg)
@@ -266,13 +270,23 @@ def _stage_grid(
         f"  {len(trials)} trials ({len(trials) // max(1, len(cfg.archs))} per model) on "
         f"{backend}, {workers} at a time"
     )
+    layout = StudyLayout(out)
+    truth = _truth_column(ParticleStore(layout.pool("eval")))
+
+    def evaluate_early(rec: dict) -> list:
+        where = layout.evaluation(Cell.from_key(rec["group"]), rec.get("seed", 0))
+        if (where / "metrics.json").exists():
+            return []
+        log(f"  evaluate {rec['group']} ({_trial(rec).name}) while the grid runs")
+        return [(str(where), _evaluate_job, (cfg, out, rec, where, truth))]
+
     records = (
         run_ray(trials, cfg, out, workers)
         if backend == "ray"
-        else run_local(trials, cfg, out, device, workers)
+        else run_local(trials, cfg, out, device, workers, then=evaluate_early)
     )
     best = best_per_group(records)
-    write_json(StudyLayout(out).grid_results, {"trials": records, "best": best})
+    write_json(layout.grid_results, {"trials": records, "best": best})
     return {"trials": len(records), "best": {g: [r["score"] for r in rs] for g, rs in best.items()}}
 
 
