@@ -190,16 +190,18 @@ def test_baseline_sentence_names_each_verdict_and_keeps_tiny_margins_readable():
         [
             ("resnet18/Mixed-2", "rules/Real-2", 0.029, 0.019, 0.036, "better"),
             ("resnet18/Real-2", "rules/Real-2", 0.0, -0.0001, 0.0001, "no detectable difference"),
-            ("resnet18/Real-4", "rules/Real-4", -0.0002, -0.0003, -0.0001, "worse"),
+            ("resnet18/Real-4", "rules/Real-4", -0.0002, -0.0003, -0.0001, "negligible difference"),
+            ("resnet18/Mixed-4", "rules/Real-4", -0.02, -0.03, -0.01, "worse"),
             ("resnet18/Mixed-2", "forest/Real-2", 0.05, 0.04, 0.06, "better"),
         ],
         columns=["candidate", "reference", "difference", "lo", "hi", "verdict"],
     )
     text = baseline_sentence(rows)
     assert (
-        "1 of 3 beat the rule filters (Mixed-2; no detectable difference: Real-2; worse: " in text
+        "1 of 4 beat the rule filters (Mixed-2; negligible difference: Real-4; no detectable "
+        "difference: Real-2; worse: Mixed-4)" in text
     )
-    assert "the smallest margin -0.0002 [-0.0003, -0.0001]" in text
+    assert "the smallest margin -0.020 [-0.030, -0.010]" in text
     assert "it beats the random forest, the smallest margin +0.050 [+0.040, +0.060]" in text
     assert signed_interval(0.0123, -0.004, 0.027) == "+0.012 [-0.004, +0.027]"
     assert signed_interval(0.0, 0.0, 0.0) == "+0.000 [+0.000, +0.000]"

@@ -68,6 +68,15 @@ def test_a_model_against_itself_differs_by_exactly_zero():
         assert verdict(*b.difference("A", "A again", metric)[1:]) == "no detectable difference"
 
 
+def test_a_detected_but_tiny_difference_is_negligible_not_better_or_worse():
+    assert verdict(0.001, 0.004) == "negligible difference"  # detected, under half a point
+    assert verdict(-0.0003, -0.0001) == "negligible difference"
+    assert verdict(0.001, 0.006) == "better"  # may be as large as 0.006: not negligible
+    assert verdict(-0.03, -0.01) == "worse"
+    assert verdict(-0.002, 0.003) == "no detectable difference"  # includes 0
+    assert verdict(0.001, 0.004, negligible=0.0) == "better"
+
+
 def _coverage(
     prevalence: float,
     sizes: tuple[int, int, int],

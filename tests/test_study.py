@@ -96,6 +96,14 @@ def test_smoke_study_killed_mid_grid_resumes(tmp_path):
         assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
     grid = json.loads((out / "grid_results.json").read_text())
     assert len(grid["trials"]) == total
+    # each trained cell was evaluated in the grid's pool as its trials finished, with the
+    # trial the grid then picked as the cell's best
+    from svpgen.study.grid import Trial
+
+    for group, recs in grid["best"].items():
+        if "derived_from" not in recs[0]:
+            name = Trial(**{k: recs[0][k] for k in Trial.__dataclass_fields__}).name
+            assert f"evaluate {group} ({name}) while the grid runs" in res.stdout
     # finished trials keep model + history, not their resumable training state
     assert not list((out / "runs").glob("*/*/*/training_state.pt"))
     assert len(list((out / "runs").glob("*/*/*/model.safetensors"))) == total

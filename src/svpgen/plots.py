@@ -301,7 +301,8 @@ def differences(
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(alpha=0.3, axis="x")
     fig.suptitle(
-        "paired comparisons: green better, red worse, gray no detectable difference", fontsize=9
+        "paired comparisons: green better, red worse, gray no detectable or negligible difference",
+        fontsize=9,
     )
     fig.tight_layout()
     return save(fig, path)

@@ -28,6 +28,7 @@ BASELINE_NAMES = {
 }
 DATASET_ORDER = list(TABLE1_PROTEIN_K)  # Real-0 … Real-4, Mixed-1 … Mixed-4
 PAIR_METRICS = ("macro_auprc", "macro_recall")
+VERDICTS = ("better", "negligible difference", "no detectable difference", "worse")
 
 
 def metric_label(metric: str) -> str:
@@ -235,7 +236,7 @@ def baseline_sentence(rows: pd.DataFrame, metric: str = "macro AUPRC") -> str:
                 verdict: [
                     c.split("/", 1)[1] for c in group["candidate"][group["verdict"] == verdict]
                 ]
-                for verdict in ("better", "no detectable difference", "worse")
+                for verdict in VERDICTS
             }
             listed = [", ".join(cells["better"])] if better else []
             listed += [f"{v}: {', '.join(c)}" for v, c in cells.items() if v != "better" and c]
