@@ -209,6 +209,7 @@ def run_local(
     pending = Counter((trials[i].group, trials[i].seed) for i in trained)
     finished: dict[tuple[str, int], list[tuple[int, dict]]] = {}
 
+    # a trial's job is named by its index in ``trials``; a follow-up by its output folder
     def done(name: str, record: dict) -> None:
         if name.isdigit():
             bar.set_postfix_str(f"{record['group']} done")
