@@ -10,17 +10,19 @@ export GLIBC_TUNABLES ?= glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=687
 # the ≈ 2 min a fresh venv takes on 2 cores). The .pyc files matter: Python does not write
 # them itself where PYTHONDONTWRITEBYTECODE is set, and torch then imports 2.5× slower. A file
 # that does not compile (a package's stray Python-2 example) is skipped, as pip skips it.
+COMPILE := $(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
+
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip -q
 	$(PY) -m pip install -q --no-compile -e .
-	$(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
+	$(COMPILE)
 	touch $@
 
 # the tests also need pytest, Ray Tune, ONNX and the linters (the demo does not)
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q --no-compile -e '.[test]'
-	$(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
+	$(COMPILE)
 	touch $@
 
 venv: $(VENV)/.installed

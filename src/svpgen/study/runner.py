@@ -275,7 +275,7 @@ def _stage_grid(
 
     def evaluate_early(rec: dict) -> list:
         where = layout.evaluation(Cell.from_key(rec["group"]), rec.get("seed", 0))
-        if (where / "metrics.json").exists():
+        if _evaluated(where):
             return []
         log(f"  evaluate {rec['group']} ({_trial(rec).name}) while the grid runs")
         return [(str(where), _evaluate_job, (cfg, out, rec, where, truth))]
@@ -320,6 +320,11 @@ def _evaluate_job(
         twin_predictions=twin_predictions,
     )
     return str(target)
+
+
+def _evaluated(where: Path) -> bool:
+    """Whether a cell's evaluation finished (``metrics.json`` is the last file it writes)."""
+    return (where / "metrics.json").exists()
 
 
 def _prevalence_option(cfg: StudyConfig) -> str:
@@ -399,7 +404,7 @@ def _stage_evaluate(cfg: StudyConfig, out: Path, log: StudyLog) -> dict:
         for rec in recs:
             where = target[group, rec.get("seed", 0)]
             info.setdefault(group, []).append(str(where))
-            if not (where / "metrics.json").exists():
+            if not _evaluated(where):
                 twin = predictions.get(rec.get("derived_from", ""))
                 twin = twin if twin is not None and twin.exists() else None
                 log(
