@@ -3,10 +3,10 @@ ImageFolder/DataLoader baseline (default settings) on this CPU, near its fp32 ma
 int8 (torch or onnxruntime) several times faster. Every path in one run: eager at batch 256
 and 128, oneDNN Graph, the default (which, from 16,384 images, times the paths once and
 keeps the fastest), onnxruntime fp32 and int8 from ``svpgen export-onnx``, torch int8, and
-bf16 autocast for information. The paths (baseline included) are timed in interleaved
+bf16 autocast (``--bf16``). The paths (baseline included) are timed in interleaved
 rounds and the median kept, so a slow spell of a shared VM lands on all of them alike; the
 spread column is (max − min) / median over the rounds. With ``--model`` and ``--eval``, the
-macro AUPRC at 1000:1:1 of a trained model in fp32, int8 and bf16 autocast.
+macro AUPRC at 1000:1:1 of a trained model in fp32, int8 and bf16.
 
     python benchmarks/bench_classify.py --n 8000 --baseline-n 4000 --archs resnet18
 """
@@ -76,7 +76,7 @@ def svpgen_paths(arch: str, store: ParticleStore, n: int, tmp: Path) -> dict[str
     images once (each warmed up here); the default path's function returns the fp32 path
     it picked."""
     from svpgen.classify.classifier import Classifier
-    from svpgen.classify.models import INFERENCE_BATCH, onednn_graph
+    from svpgen.classify.models import INFERENCE_BATCH, inference_path, onednn_graph
     from svpgen.classify.onnx import OnnxClassifier, export_onnx
 
     images = store.images[:n]
@@ -87,10 +87,7 @@ def svpgen_paths(arch: str, store: ParticleStore, n: int, tmp: Path) -> dict[str
     graph = onednn_graph(model, example)
     int8 = quantize_int8(model, to_input(torch.from_numpy(np.array(images[:512]))))
 
-    def bf16() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            batched_outputs(model, images, batch_size=INFERENCE_BATCH)
-
+    bf16 = inference_path(model, "bf16", example)
     saved = _untrained(arch, tmp)
 
     def default() -> str:
@@ -106,7 +103,7 @@ def svpgen_paths(arch: str, store: ParticleStore, n: int, tmp: Path) -> dict[str
         ),
         "onednn-graph": lambda: batched_outputs(graph, images, batch_size=INFERENCE_BATCH),
         "default": default,
-        "bf16 autocast": bf16,
+        "bf16": lambda: batched_outputs(bf16, images, batch_size=INFERENCE_BATCH),
         "int8": lambda: batched_outputs(int8, images),
     }
     for name, quantized in (("onnxruntime fp32", False), ("onnxruntime int8", True)):
@@ -147,8 +144,8 @@ def interleaved_rates(paths: dict[str, tuple[Callable, int]], rounds: int) -> di
 
 
 def reduced_precision_auprc(model_dir: Path, eval_store: Path, prevalence: dict) -> dict:
-    """Macro AUPRC of fp32, int8 and bf16-autocast inference of one trained model on a
-    labelled store."""
+    """Macro AUPRC of fp32, int8 and bf16 inference of one trained model on a labelled
+    store."""
     from svpgen.classify.classifier import Classifier
     from svpgen.evaluate.metrics import classification_metrics, prevalence_weights
 
@@ -159,11 +156,10 @@ def reduced_precision_auprc(model_dir: Path, eval_store: Path, prevalence: dict)
         clf = Classifier.from_pretrained(model_dir, "cpu")
         if name == "int8":
             clf.quantize(store.images)
-        if name == "bf16":  # autocast reaches the eager network, not a frozen TorchScript trace
-            clf.inference = "eager"
+        if name == "bf16":
+            clf.inference = "bf16"
         y = np.array([clf.classes.index(c) for c in store.table[truth]])
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
-            proba = clf.predict_proba(store.images)
+        proba = clf.predict_proba(store.images)
         out[name] = classification_metrics(
             y, proba, clf.classes, prevalence_weights(y, clf.classes, prevalence)
         )["macro_auprc"]
@@ -240,7 +236,7 @@ def main() -> None:
                 "onnxruntime fp32": "onnxruntime fp32 (svpgen export-onnx)",
                 "int8": "svpgen --int8 (torch static PTQ, x86)",
                 "onnxruntime int8": "onnxruntime int8 (export-onnx --int8, QDQ)",
-                "bf16 autocast": "torch bf16 autocast (not offered; information)",
+                "bf16": "svpgen --bf16 (bf16 autocast), batch 128",
             }
             for key, text in described.items():
                 rate = timed[key]["rate"]
@@ -268,7 +264,7 @@ def main() -> None:
         extra["macro_auprc_at_1000_1_1"] = auprc
         print(
             f"macro AUPRC at 1000:1:1 — fp32 {auprc['fp32']:.4f}, int8 {auprc['int8']:.4f} (Δ "
-            f"{100 * (auprc['int8'] - auprc['fp32']):+.2f} points), bf16 autocast "
+            f"{100 * (auprc['int8'] - auprc['fp32']):+.2f} points), bf16 "
             f"{auprc['bf16']:.4f} (Δ {100 * (auprc['bf16'] - auprc['fp32']):+.2f} points)"
         )
     report("bench_classify", rows, extra)

@@ -1,7 +1,7 @@
 """Results back into the lab's tools and inference that deploys: a VisualSpreadsheet
 classification (.cla) written by ``svpgen classify`` and read back by ``svpgen import``;
 the ONNX export against ``Classifier.predict_proba`` and run without torch; the fp32
-inference paths agreeing with each other."""
+inference paths agreeing with each other, and bf16 autocast close to them."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 from click.testing import CliRunner
 
 from svpgen.classify.classifier import Classifier
-from svpgen.classify.models import FP32_PATHS, fastest_fp32, fp32_path, to_input
+from svpgen.classify.models import FP32_PATHS, fastest_fp32, inference_path, to_input
 from svpgen.cli import main
 from svpgen.data.importers import import_source
 from svpgen.data.importers.flowcam import read_cla
@@ -165,7 +165,7 @@ def test_fp32_inference_paths_agree(smoke_classifier, sim_store):
     with torch.inference_mode():
         reference = eager(x)
         for name in FP32_PATHS:
-            out = fp32_path(eager, name, x)(x)
+            out = inference_path(eager, name, x)(x)
             torch.testing.assert_close(out, reference, atol=1e-4, rtol=1e-4)
     name, _, rates = fastest_fp32(eager, x)
     assert (
@@ -180,3 +180,20 @@ def test_fp32_inference_paths_agree(smoke_classifier, sim_store):
     clf.inference = "nonsense"
     with pytest.raises(Exception, match="unknown inference path"):
         clf.predict_proba(images)
+
+
+def test_bf16_inference_stays_close_to_fp32(smoke_classifier, sim_store, tmp_path):
+    store = ParticleStore(sim_store)
+    fp32 = Classifier.from_pretrained(smoke_classifier, "cpu").predict_proba(store.images)
+    _invoke("classify", smoke_classifier, sim_store, "--out", tmp_path / "bf16.csv", "--bf16")
+    bf16 = pd.read_csv(tmp_path / "bf16.csv")
+    classes = Classifier.from_pretrained(smoke_classifier, "cpu").classes
+    proba = bf16[[f"p_{c}" for c in classes]].to_numpy()
+    # bf16 keeps 8 mantissa bits: probabilities move by about 1e-2, not more
+    assert 0 < np.abs(proba - fp32).max() < 0.05
+    assert (proba.argmax(1) == fp32.argmax(1)).mean() > 0.95
+    res = CliRunner().invoke(
+        main,
+        ["classify", str(smoke_classifier), str(sim_store), "--out", "x.csv", "--bf16", "--int8"],
+    )
+    assert res.exit_code != 0 and "choose one precision" in res.output

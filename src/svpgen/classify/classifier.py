@@ -20,7 +20,7 @@ from svpgen.classify.models import (
     build_classifier,
     fastest_fp32,
     fold_batchnorm,
-    fp32_path,
+    inference_path,
     quantize_int8,
     to_input,
 )
@@ -68,7 +68,8 @@ class Classifier:
         self.path: Path | None = None
         self._fp32: nn.Module | None = None
         self._int8: nn.Module | None = None
-        # fp32 on the CPU: "auto" times the paths once on a large input and keeps the faster
+        # "auto": on the CPU, the fp32 paths timed once on a large input, the fastest kept;
+        # or one path of INFERENCE_PATHS by name ("bf16": bf16 autocast, never picked by auto)
         self.inference: str = "auto"
         self._fast: tuple[str, nn.Module] | None = None
         self.inference_rates: dict[str, float] = {}
@@ -114,8 +115,9 @@ class Classifier:
         self._inference_model(n_images)
 
     def _inference_model(self, n_images: int = 0) -> nn.Module:
-        """int8 after :meth:`quantize`; else fp32 — on the CPU, for ``inference="auto"`` and
-        an input of ≥ :data:`PROBE_IMAGES`, the path timed fastest here (once)."""
+        """int8 after :meth:`quantize`; else the path ``inference`` names — for ``"auto"``,
+        fp32, on the CPU and for an input of ≥ :data:`PROBE_IMAGES` the fp32 path timed
+        fastest here (once)."""
         if self._int8 is not None:
             return self._int8
         eager = self._fp32_model()
@@ -132,7 +134,7 @@ class Classifier:
             if wanted == "probe":
                 name, module, self.inference_rates = fastest_fp32(eager, example)
             else:
-                name, module = wanted, fp32_path(eager, wanted, example)
+                name, module = wanted, inference_path(eager, wanted, example)
             self._fast = (name, module)
         return self._fast[1]
 

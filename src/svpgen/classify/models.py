@@ -21,9 +21,10 @@ from svpgen.errors import SvpgenError
 
 DEFAULT_INPUT = ClassifierConfig()  # the input scaling svpgen's own classifiers use
 # CPU inference: the batch that ran ResNet-18 at 64×64 fastest on 2 cores (eager and oneDNN
-# Graph alike; bench_classify), and the fp32 paths the default picks between
+# Graph alike; bench_classify), the fp32 paths the default picks between, and every path
 INFERENCE_BATCH = 128
 FP32_PATHS = ("eager", "eager-nchw", "onednn-graph")
+INFERENCE_PATHS = (*FP32_PATHS, "bf16")
 
 
 def build_classifier(
@@ -149,9 +150,23 @@ class _Contiguous(nn.Module):
         return self.net(x.contiguous())
 
 
-def fp32_path(model: nn.Module, name: str, example: torch.Tensor) -> nn.Module:
-    """The (BatchNorm-folded, channels_last) ``model`` prepared for one of the fp32
-    inference paths of :data:`FP32_PATHS`."""
+class _Bfloat16(nn.Module):
+    """A model run under bf16 autocast (convolutions and matmuls in bf16, float32 out):
+    on CPUs with native bf16 (AVX-512 BF16, AMX) faster than fp32, on others slower
+    (bench_classify measures both, and the macro AUPRC each gives)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            return self.net(x).float()
+
+
+def inference_path(model: nn.Module, name: str, example: torch.Tensor) -> nn.Module:
+    """The (BatchNorm-folded, channels_last) ``model`` prepared for one of the inference
+    paths of :data:`INFERENCE_PATHS` (the fp32 ones, and bf16 autocast)."""
     import copy
 
     if name == "eager":
@@ -160,7 +175,9 @@ def fp32_path(model: nn.Module, name: str, example: torch.Tensor) -> nn.Module:
         return _Contiguous(copy.deepcopy(model).to(memory_format=torch.contiguous_format))
     if name == "onednn-graph":
         return onednn_graph(model, example)
-    raise SvpgenError(f"unknown inference path {name!r}; choose from {', '.join(FP32_PATHS)}")
+    if name == "bf16":
+        return _Bfloat16(model)
+    raise SvpgenError(f"unknown inference path {name!r}; choose from {', '.join(INFERENCE_PATHS)}")
 
 
 def fastest_fp32(model: nn.Module, example: torch.Tensor) -> tuple[str, nn.Module, dict]:
@@ -173,7 +190,7 @@ def fastest_fp32(model: nn.Module, example: torch.Tensor) -> tuple[str, nn.Modul
     candidates = {}
     for name in FP32_PATHS:
         try:
-            candidates[name] = fp32_path(model, name, example)
+            candidates[name] = inference_path(model, name, example)
         except Exception:  # e.g. a torch build without oneDNN Graph: the other paths remain
             continue
     seconds: dict[str, list[float]] = {name: [] for name in candidates}

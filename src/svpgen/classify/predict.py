@@ -27,6 +27,7 @@ SIZE_COLUMNS = (
     "area",
     "edge_particle",
 )
+PRECISIONS = ("fp32", "int8", "bf16")
 
 
 def predictions_table(
@@ -105,20 +106,30 @@ def model_inputs(
     return images, table
 
 
-def load_classifier(model: str | Path, device: str = "auto", int8: bool = False):
+def load_classifier(model: str | Path, device: str = "auto", precision: str = "fp32"):
     """Any classifier svpgen writes: a model directory (the CNN or a morphology baseline)
-    or an exported ``.onnx`` file (run on onnxruntime; torch is not imported)."""
+    or an exported ``.onnx`` file (run on onnxruntime; torch is not imported).
+    ``precision`` (fp32, int8 or bf16) applies to the CNN of a model directory."""
+    if precision not in PRECISIONS:
+        raise SvpgenError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     if Path(model).suffix.lower() == ".onnx":
         from svpgen.classify.onnx import OnnxClassifier
 
-        if int8:
+        if precision == "int8":
             raise SvpgenError(
                 "--int8 applies to a model directory; export an int8 ONNX file instead"
             )
+        if precision == "bf16":
+            raise SvpgenError("--bf16 applies to a model directory, not an ONNX file")
         return OnnxClassifier(model)
-    from svpgen.classify.classifier import load_model
+    from svpgen.classify.classifier import Classifier, load_model
 
-    return load_model(model, device)
+    clf = load_model(model, device)
+    if precision != "fp32" and not isinstance(clf, Classifier):
+        raise SvpgenError(f"--{precision}: {model} is a morphology baseline, not a CNN")
+    if precision == "bf16":
+        clf.inference = "bf16"
+    return clf
 
 
 def classify_input(
@@ -127,18 +138,18 @@ def classify_input(
     out: str | Path,
     *,
     batch_size: int = 512,
-    int8: bool = False,
+    precision: str = "fp32",
     device: str = "auto",
     progress: bool = True,
 ) -> tuple[pd.DataFrame, str, float]:
     """Classify every particle of ``input_path`` and write the predictions CSV ``out``;
-    returns (predictions, input kind, seconds). ``int8`` calibrates the CNN's int8
-    inference on the input."""
+    returns (predictions, input kind, seconds). ``precision="int8"`` calibrates the CNN's
+    int8 inference on the input; ``"bf16"`` runs it under bf16 autocast."""
     start = time.perf_counter()
-    clf = load_classifier(model, device, int8)
+    clf = load_classifier(model, device, precision)
     images, table, measurements, kind = load_input(input_path)
     images, table = model_inputs(clf, images, table, measurements, str(input_path))
-    if int8 and hasattr(clf, "quantize"):
+    if precision == "int8":
         clf.quantize(images)
     pred = predictions_table(clf, images, table, batch_size=batch_size, progress=progress)
     write_csv(out, pred)
