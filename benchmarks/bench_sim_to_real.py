@@ -174,7 +174,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         sets, tiles = real_sets(tmp)
-        numbers = {
+        numbers = {  # the Fig. 5 tiles by their index in tiles.npz (0–69)
+            "Fig. 5 real droplets": list(range(len(sets["Fig. 5 real droplets"][0]))),
+            "Fig. 5 real bubbles": list(range(len(sets["Fig. 5 real bubbles"][0]))),
             "FlowCam clear droplets": CLEAR_DROPLETS,
             "FlowCam clear protein aggregates": CLEAR_PROTEIN,
             "FlowCam probable droplets (dark discs)": PROBABLE_DROPLETS,

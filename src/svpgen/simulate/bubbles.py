@@ -3,10 +3,10 @@
 Calibrated against the 70 real bubbles of the paper's Fig. 5 (the realism check of
 :mod:`svpgen.simulate.realism`; numbers in the README). In a 64×64 crop:
 
-* small, complete (67%): a dark dome (half-depth radius 8.5–11.5 px, depth 100–150, steep
-  edge, a slightly irregular outline) a little below the crop's centre (oblique light),
-  and a bright halo around it (+30–44 at ≈ 2× the half radius); 10% of them with a light
-  spot at the centre;
+* small, complete (67%): a dark dome (half-depth radius 8.5–11.5 px, depth 60–150 — the
+  fig5 profile's 100–150 —, steep edge, a slightly irregular outline) a little below the
+  crop's centre (oblique light), and a bright halo around it (+30–44 at ≈ 2× the half
+  radius); 10% of them with a light spot at the centre;
 * large (33%), bigger than the crop: a gray window (62–82) with a lighter rim (+50–75,
   2.5–4.5 px wide, just inside its edge) inside a black annulus (10–16, 20–35 px wide) and
   an outer edge that rises softly out of the black into a narrow bright fringe
@@ -32,9 +32,18 @@ LARGE_SHARE = 0.33  # 24 of the 70 real tiles
 # what the crop of a large bubble shows (real: 7 window, 8 window + annulus + outer edge, 9 edge)
 LARGE_VIEWS = ("window", "annulus", "edge")
 LARGE_VIEW_P = (0.30, 0.32, 0.38)
+# a small bubble's dome depth: a + b·c^γ + N(0, σ) for its contrast c ~ U(0, 1). The fig5
+# profile keeps the first calibration (102–147: the real tiles' median, 5th percentile 90);
+# the real small bubbles' depths run 61–141 (quartiles 97 / 114 / 127, shallow ones a
+# quarter of them), which the flowcam profile draws
+DOME_DEPTH = {"fig5": (102.0, 45.0, 1.0, 10.0), "flowcam": (62.0, 80.0, 0.5, 8.0)}
+# the share of small bubbles drawn with a wider dome (half-depth radius 12–17 px): 7 of the
+# 45 real small bubbles (16%) measure 12–16 px, the flowcam profile's 15%, the first
+# calibration's 2%
+WIDE_DOME = {"fig5": 0.0, "flowcam": 0.16}
 
 
-def _small(rng: np.random.Generator, k: int, background: np.ndarray):
+def _small(rng: np.random.Generator, k: int, background: np.ndarray, profile: str):
     # the dark dome sits off the crop's centre, mostly towards the shadow side
     shift, towards = rng.uniform(0.3, 2.3, k), rng.vonmises(SHADOW_DIRECTION, 1.5, k)
     cx, cy = (
@@ -46,13 +55,21 @@ def _small(rng: np.random.Generator, k: int, background: np.ndarray):
     # one "contrast" per bubble (focus and size): a darker core comes with a brighter halo
     contrast = rng.random(k)
     half = 8.5 + 3.0 * (0.5 * contrast + 0.5 * rng.random(k))
+    wide = np.zeros(k, bool)
+    if WIDE_DOME[profile]:  # (no draw where there are none: the fig5 profile's bytes as before)
+        wide = rng.random(k) < WIDE_DOME[profile]
+        half = np.where(wide, rng.uniform(12.0, 17.0, k), half)
     noise = fractal_noise(rng, k, beta=2.5)
     outline = r * (1 + 0.06 * noise)  # a slightly irregular outline …
     dome = 1.0 / (1.0 + (outline / col(half)) ** col(rng.uniform(3.5, 6.0, k)))
-    depth = 102 + 45 * contrast + rng.normal(0, 10, k)
+    a, b, gamma, sd = DOME_DEPTH[profile]
+    depth = a + b * contrast**gamma + rng.normal(0, sd, k)
     dev = -col(depth) * dome + 6 * noise * dome  # … and a mottled core
     halo = 30 + 14 * contrast + rng.normal(0, 4, k)
-    dev += col(halo) * ring(r, half * rng.uniform(1.85, 2.2, k), 3.0 + 0.8 * contrast)
+    halo_at = half * rng.uniform(1.85, 2.2, k)
+    if wide.any():  # a wide dome's halo hugs it: the real ones' lies at 1.5–1.9× its half radius
+        halo_at = np.where(wide, half * rng.uniform(1.5, 1.85, k), halo_at)
+    dev += col(halo) * ring(r, halo_at, 3.0 + 0.8 * contrast)
     spot = rng.random(k) < 0.10
     dev += col(spot * rng.uniform(20, 60, k)) * np.exp(-((r / 2.0) ** 2))
     esd = np.clip(np.exp(np.log(15.0) + 0.8 * rng.standard_normal(k)), 2.0, 150.0)
@@ -66,7 +83,7 @@ def _small(rng: np.random.Generator, k: int, background: np.ndarray):
     )
 
 
-def _large(rng: np.random.Generator, k: int, background: np.ndarray):
+def _large(rng: np.random.Generator, k: int, background: np.ndarray, profile: str):
     view = rng.choice(np.array(LARGE_VIEWS, dtype=object), size=k, p=LARGE_VIEW_P)
     edge_view = view == "edge"
     # Edge views show a nearly straight outer edge (a big bubble); the crops that show the
@@ -140,7 +157,7 @@ def render_bubbles(
         idx = np.flatnonzero(mask)
         if len(idx):
             fields[idx], esd[idx], side_um, subtype[idx], aspect[idx] = render(
-                rng, len(idx), background[idx]
+                rng, len(idx), background[idx], profile
             )
             side[idx] = side_um / pixel_um
     defocus = rng.uniform(0.1, 0.6, n)  # applied with the PSF

@@ -99,11 +99,12 @@ def _faint(rng, r, rs, R, cx, cy):
 
 
 def _ghost(rng, r, rs, R, cx, cy):
-    """A large droplet well out of focus, as the paper's faint Fig. 5 droplets: a light,
-    off-centre core (+0–15) in a broad, shallow, mottled dark ring (−12 to −28 at
-    0.6–0.85 R), filling most of the crop."""
+    """A large droplet well out of focus, as the paper's faint Fig. 5 droplets: an
+    off-centre core (−15 to +10) in a broad, shallow, mottled dark ring (−12 to −28 at
+    0.6–0.85 R), filling most of the crop. The core is lighter than the ring by 14 levels
+    in the median tile (the five real ones: 0–29, median 10), some cores as dark as it."""
     k = len(R)
-    core = col(_uniform(rng, 0, 15, k)) * np.exp(
+    core = col(_uniform(rng, -15, 10, k)) * np.exp(
         -((rs / col(R * _uniform(rng, 0.3, 0.45, k))) ** 2)
     )
     trough = -col(_uniform(rng, 12, 28, k)) * ring(
@@ -114,12 +115,14 @@ def _ghost(rng, r, rs, R, cx, cy):
 
 
 def _halo(rng, r, rs, R, cx, cy):
-    """Focused the other way: a dark disc, darkest at its centre, in a bright halo."""
+    """Focused the other way: a dark disc, darkest at its centre, in a bright halo (the
+    FlowCam run's ones: 34–82 levels below the background, the halo 13–33 above it; the
+    faint ones small)."""
     k = len(R)
-    disc = -col(_uniform(rng, 45, 110, k)) * np.exp(
+    disc = -col(_uniform(rng, 30, 110, k)) * np.exp(
         -((r / col(R * _uniform(rng, 0.55, 0.8, k))) ** col(_uniform(rng, 2.0, 3.0, k)))
     )
-    halo = col(_uniform(rng, 10, 40, k)) * ring(
+    halo = col(_uniform(rng, 5, 40, k)) * ring(
         r, R * _uniform(rng, 1.05, 1.4, k), R * _uniform(rng, 0.3, 0.55, k)
     )  # broad: the FlowCam run's halos fade over about the disc's radius
     return disc * _one_sided(rng, k, cx, cy, 0.25) + halo
@@ -136,13 +139,16 @@ def _rings(rng, r, rs, R, cx, cy):
 
 
 def _spot(rng, r, rs, R, cx, cy):
-    """A small droplet near focus in a run's tile: a bright centre in a shallow dark ring
-    (the FlowCam run's ones: +50 at the centre, −5 to −15 in the ring)."""
+    """A small droplet near focus in a run's tile: a bright centre in a shallow dark ring.
+    Drawn so that the final tiles match the FlowCam run's ten small bright-centre droplets
+    (their peak 47–106 levels above the background, median 75; the ring 15–30 below; ESD
+    10–17 px): the PSF and the tile's upscaling spread a small core, so it is drawn
+    brighter and broader than it ends up."""
     k = len(R)
-    core = col(_uniform(rng, 30, 90, k)) * np.exp(
-        -((rs / col(R * _uniform(rng, 0.3, 0.45, k))) ** 2)
+    core = col(_uniform(rng, 80, 200, k)) * np.exp(
+        -((rs / col(R * _uniform(rng, 0.4, 0.6, k))) ** 2)
     )
-    trough = -col(_uniform(rng, 5, 20, k)) * ring(r, R * _uniform(rng, 0.7, 0.9, k), R * 0.3)
+    trough = -col(_uniform(rng, 20, 50, k)) * ring(r, R * _uniform(rng, 0.7, 0.9, k), R * 0.3)
     return core + trough
 
 

@@ -87,7 +87,8 @@ def simulated_crops(label: str, n: int, seed: int, profile: str = "fig5") -> np.
     """``n`` simulated crops of one class (ground-truth labels, no label noise). The
     comparison with the paper's Fig. 5 tiles uses the fig5 profile: the tightly framed,
     curated part of the simulator (the flowcam profile draws its tight crops with the same
-    renderers, on a wider range of backgrounds)."""
+    renderers, on a wider range of backgrounds, and its small bubbles over the real tiles'
+    wider range of depths)."""
     from svpgen.simulate.engine import SimConfig, simulate
 
     config = SimConfig(workers=1, label_noise=0.0, profile=profile)
