@@ -12,6 +12,9 @@ from svpgen.simulate import SimConfig, simulate
 
 N = 1000
 
+# the real FlowCam collage of the fixtures (an antibody mixed with silicone oil)
+COLLAGE = "real_flowcam_mab_so/mAb7_200xdilu_SO_100xdilu_50_50_r0_000003.tif"
+
 
 @pytest.fixture(scope="module")
 def sim():
@@ -295,9 +298,7 @@ def test_flowcam_bright_spots_as_bright_as_the_real_ones(real_fixtures, tmp_path
     from svpgen.data.importers import import_source
     from svpgen.data.morphology import border_level
 
-    collage = (
-        real_fixtures / "real_flowcam_mab_so" / "mAb7_200xdilu_SO_100xdilu_50_50_r0_000003.tif"
-    )
+    collage = real_fixtures / COLLAGE
     store = import_source(collage, tmp_path / "real")[0]
     row = {int(i.rsplit(":", 1)[1]): k for k, i in enumerate(store.table["id"])}
     real = np.asarray(store.images)[[row[t] for t in (3, 7, 13, 78, 81, 95, 97, 99, 106, 194)]]
@@ -347,9 +348,7 @@ def test_flowcam_profile_against_the_real_collage(real_fixtures, tmp_path):
     from svpgen.data.morphology import border_level
     from svpgen.stats import two_sample_auc
 
-    collage = (
-        real_fixtures / "real_flowcam_mab_so" / "mAb7_200xdilu_SO_100xdilu_50_50_r0_000003.tif"
-    )
+    collage = real_fixtures / COLLAGE
     tiles = np.asarray(import_source(collage, tmp_path / "real")[0].images)
     bg = border_level(tiles)
     aucs = {}

@@ -19,6 +19,8 @@ Fields include the background B, before the instrument's PSF and sampling.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.special import expit
 
@@ -83,7 +85,7 @@ def _small(rng: np.random.Generator, k: int, background: np.ndarray, profile: st
     )
 
 
-def _large(rng: np.random.Generator, k: int, background: np.ndarray, profile: str):
+def _large(rng: np.random.Generator, k: int, background: np.ndarray):
     view = rng.choice(np.array(LARGE_VIEWS, dtype=object), size=k, p=LARGE_VIEW_P)
     edge_view = view == "edge"
     # Edge views show a nearly straight outer edge (a big bubble); the crops that show the
@@ -153,11 +155,12 @@ def render_bubbles(
     fields = np.empty((n, SIZE, SIZE), np.float32)
     esd, side, aspect = np.empty(n), np.empty(n), np.empty(n)
     subtype = np.empty(n, object)
-    for mask, render in ((~large, _small), (large, _large)):
+    small = functools.partial(_small, profile=profile)  # the only profile-dependent view
+    for mask, render in ((~large, small), (large, _large)):
         idx = np.flatnonzero(mask)
         if len(idx):
             fields[idx], esd[idx], side_um, subtype[idx], aspect[idx] = render(
-                rng, len(idx), background[idx], profile
+                rng, len(idx), background[idx]
             )
             side[idx] = side_um / pixel_um
     defocus = rng.uniform(0.1, 0.6, n)  # applied with the PSF
